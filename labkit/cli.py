@@ -1,0 +1,128 @@
+"""``python -m labkit``: train, evaluate and summarise from the command line.
+
+Errors the user can fix are one line on stderr and a non-zero exit; anything else is a bug and keeps
+its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from labkit.errors import LabError
+from labkit.presets import PRESETS
+from labkit.sources import BUILTIN
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.command(args)
+    except LabError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m labkit", description="The ViT lab's helper commands.")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    train = sub.add_parser(
+        "train",
+        help="train a preset and save <student-id>_vit.pth",
+        description="Train a preset, print the lab's log and save <student-id>_vit.pth.",
+    )
+    add_data_arguments(train)
+    train.add_argument("--preset", default="fast", choices=list(PRESETS), help="model + recipe (default: fast)")
+    train.add_argument("--epochs", type=int, help="override the preset's number of epochs")
+    train.add_argument("--seed", type=int, default=0, help="training seed; the split has its own (default: 0)")
+    train.add_argument("--student-id", default="student_id", help="names the checkpoint file (default: student_id)")
+    train.add_argument("--out", default="outputs", help="folder for the checkpoint (default: outputs)")
+    train.add_argument("--device", default="auto", help="cuda, mps, cpu or auto (default: auto)")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    train.set_defaults(command=cmd_train)
+
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="accuracy of a saved model on the test split",
+        description="Accuracy of a saved model on the test split of its data (or --data).",
+    )
+    evaluate.add_argument("checkpoint", help="a .pth file saved by labkit (or a bare state dict of the seed ViT)")
+    add_data_arguments(evaluate, default=None)
+    evaluate.set_defaults(command=cmd_evaluate)
+
+    summary = sub.add_parser(
+        "summary",
+        help="the torchinfo table of a preset",
+        description="The torchinfo table of a preset, with the lab's columns and depth.",
+    )
+    summary.add_argument("--preset", default="fast", choices=list(PRESETS), help="(default: fast)")
+    summary.add_argument("--classes", type=int, default=None, help="number of classes (default: the preset's)")
+    summary.set_defaults(command=cmd_summary)
+    return parser
+
+
+def add_data_arguments(parser: argparse.ArgumentParser, default: str | None = BUILTIN) -> None:
+    parser.add_argument(
+        "--data",
+        default=default,
+        metavar="SOURCE",
+        help="a folder of class subfolders, an .npz, mnist / fashionmnist / kmnist[:IDX_FOLDER], "
+        f"or {BUILTIN}" + (f" (default: {default})" if default else " (default: the stored one)"),
+    )
+    parser.add_argument("--classes", type=parse_classes, metavar="I,J,...", help="keep only these class indices")
+    parser.add_argument("--per-class", type=int, metavar="N", help="keep the first N images of each class")
+
+
+def parse_classes(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of class indices, e.g. 0,1,2"
+        ) from None
+
+
+def data_options(args: argparse.Namespace) -> dict:
+    return {"classes": args.classes, "per_class": args.per_class}
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from labkit.run import data_for, train_run
+
+    data = data_for(args.preset, args.data, **data_options(args))
+    print(f"Data: {data.description}: {len(data.train)} train / {len(data.test)} test, {len(data.classes)} classes")
+    train_run(
+        data,
+        args.preset,
+        epochs=args.epochs,
+        seed=args.seed,
+        student_id=args.student_id,
+        out_dir=args.out,
+        device=args.device,
+        progress=not args.no_progress,
+    )
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from labkit.evaluation import evaluate_checkpoint
+
+    result = evaluate_checkpoint(args.checkpoint, args.data, **data_options(args))
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    stored = "n/a" if result.stored_accuracy is None else f"{result.stored_accuracy * 100:.2f}%"
+    print(
+        f"{args.checkpoint}: test accuracy {result.accuracy * 100:.2f}% on {result.test_size} images (stored: {stored})"
+    )
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from labkit.presets import build_model, fit_to_data, get_preset
+    from labkit.summary import summarize
+
+    config = get_preset(args.preset).model
+    print(summarize(build_model(fit_to_data(config, args.classes or config.num_classes))))
+    return 0

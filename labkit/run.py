@@ -1,0 +1,85 @@
+"""A training run end to end: data, model, fit, checkpoint; or the saved one, when it matches.
+
+This is what the CLI's ``train`` and the notebooks call, so both print the same lab log.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TextIO
+
+from torch import nn
+
+from labkit.checkpoint import (
+    checkpoint_name,
+    load_checkpoint,
+    make_checkpoint,
+    model_from_checkpoint,
+    run_fingerprint,
+    save_checkpoint,
+)
+from labkit.data import DataConfig, LabData, load_data
+from labkit.errors import LabError
+from labkit.presets import Preset, build_model, fit_to_data, get_preset
+from labkit.train import History, fit, pick_device
+
+
+@dataclass
+class Run:
+    model: nn.Module  # on the CPU, in eval mode
+    checkpoint: dict
+    path: Path
+    history: History
+    trained: bool  # False when an existing checkpoint of the same run was loaded
+
+    @property
+    def test_accuracy(self) -> float:
+        return self.checkpoint["metrics"]["test_accuracy"]
+
+
+def data_for(preset: str | Preset, source: str = "builtin", **data_options) -> LabData:
+    """The data at the preset's input size."""
+    preset = get_preset(preset) if isinstance(preset, str) else preset
+    return load_data(DataConfig(source=str(source), image_size=preset.model.image_size, **data_options))
+
+
+def train_run(
+    data: LabData,
+    preset: str = "fast",
+    epochs: int | None = None,
+    seed: int = 0,
+    student_id: str = "student_id",
+    out_dir: str | Path = "outputs",
+    device: str = "auto",
+    reuse: bool = False,
+    out: TextIO | None = None,
+    progress: bool = True,
+) -> Run:
+    """Train ``preset`` on ``data`` and save ``<out_dir>/<student_id>_vit.pth``, printing the lab's log.
+
+    With ``reuse``, a checkpoint already at that path from the same settings and data is loaded instead.
+    """
+    out = out or sys.stdout
+    p = get_preset(preset)
+    train_config = p.train if epochs is None else replace(p.train, epochs=epochs)
+    model_config = fit_to_data(p.model, len(data.classes))
+    path = Path(out_dir) / checkpoint_name(student_id)
+    if reuse and path.is_file():
+        try:
+            saved = load_checkpoint(path)
+        except LabError:
+            saved = None
+        if saved and saved["run_fingerprint"] == run_fingerprint(model_config, train_config, seed, data.fingerprint):
+            print(f"✓ Loaded {path}: trained earlier with the same settings and data", file=out)
+            history = History(**saved["metrics"]["history"])
+            return Run(model_from_checkpoint(saved), saved, path, history, trained=False)
+    model = build_model(model_config, seed)
+    history = fit(model, data, train_config, seed, pick_device(device), out=out, progress=progress)
+    model.cpu().eval()
+    checkpoint = make_checkpoint(
+        model, preset=p.name, train=train_config, seed=seed, data=data, history=history, student_id=student_id
+    )
+    save_checkpoint(checkpoint, path, out=out)
+    return Run(model, checkpoint, path, history, trained=True)

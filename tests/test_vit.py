@@ -1,0 +1,168 @@
+"""The ViT: the seed preset's torchinfo table, shapes, patchify, attention, names, configs."""
+
+import re
+
+import pytest
+import torch
+
+from labkit.errors import LabError
+from labkit.presets import PRESETS, build_model, get_preset
+from labkit.summary import parameter_breakdown, summarize
+from labkit.vit import Attention, ViTConfig
+
+# The lab's reference table (torchinfo, depth 5, input (1, 1, 28, 28)): its first rows, as printed there.
+SEED_ROWS = """
+ViT	[1, 1, 28, 28]	[1, 6]	9,792	--
+Sequential: 1-1	[1, 1, 28, 28]	[1, 49, 192]	--	--
+Rearrange: 2-1	[1, 1, 28, 28]	[1, 49, 16]	--	--
+Linear: 2-2	[1, 49, 16]	[1, 49, 192]	3,264	--
+Dropout: 1-2	[1, 50, 192]	[1, 50, 192]	--	--
+Transformer: 1-3	[1, 50, 192]	[1, 50, 192]	--	--
+ModuleList: 2-3	--	--	--	--
+ModuleList: 3-1	--	--	--	--
+PreNorm: 4-1	[1, 50, 192]	[1, 50, 192]	--	--
+LayerNorm: 5-1	[1, 50, 192]	[1, 50, 192]	384	--
+Attention: 5-2	[1, 50, 192]	[1, 50, 192]	393,408	--
+PreNorm: 4-2	[1, 50, 192]	[1, 50, 192]	--	--
+LayerNorm: 5-3	[1, 50, 192]	[1, 50, 192]	384	--
+FeedForward: 5-4	[1, 50, 192]	[1, 50, 192]	148,032	--
+ModuleList: 3-2	--	--	--	--
+PreNorm: 4-3	[1, 50, 192]	[1, 50, 192]	--	--
+LayerNorm: 5-5	[1, 50, 192]	[1, 50, 192]	384	--
+Attention: 5-6	[1, 50, 192]	[1, 50, 192]	393,408	--
+PreNorm: 4-4	[1, 50, 192]	[1, 50, 192]	--	--
+LayerNorm: 5-7	[1, 50, 192]	[1, 50, 192]	384	--
+FeedForward: 5-8	[1, 50, 192]	[1, 50, 192]	148,032	--
+ModuleList: 3-3	--	--	--	--
+""".strip().splitlines()
+
+
+def table_rows(table: str) -> list[str]:
+    """The layer rows of a torchinfo table, tree characters dropped and columns tab-separated."""
+    rows = []
+    for line in table.splitlines():
+        line = re.sub(r"^[│├└─\s]+", "", line)
+        if re.match(r"^\w+(: \d+-\d+)?\s{2,}", line):
+            rows.append("\t".join(re.split(r"\s{2,}", line.strip())))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def seed_table() -> str:
+    return str(summarize(build_model(get_preset("seed").model)))
+
+
+def test_seed_table_matches_the_labs_reference_row_for_row(seed_table):
+    rows = table_rows(seed_table)
+    assert rows[: len(SEED_ROWS)] == SEED_ROWS
+    assert len(rows) == 1 + 3 + 3 + 10 * 7 + 3  # ViT, patch embedding, Dropout + Transformer + ModuleList, blocks, head
+    assert rows[-3:] == [
+        "Sequential: 1-4\t[1, 192]\t[1, 6]\t--\t--",
+        "LayerNorm: 2-4\t[1, 192]\t[1, 192]\t384\t--",
+        "Linear: 2-5\t[1, 192]\t[1, 6]\t1,158\t--",
+    ]
+
+
+def test_seed_table_totals(seed_table):
+    for line in (
+        "Total params: 5,436,678",
+        "Forward/backward pass size (MB): 10.83",
+        "Params size (MB): 21.71",
+    ):
+        assert line in seed_table.splitlines()
+
+
+def test_seed_parameter_names_follow_the_reference_layout():
+    names = set(build_model(get_preset("seed").model).state_dict())
+    block = {
+        "0.norm.weight", "0.norm.bias", "0.fn.to_qkv.weight", "0.fn.to_out.0.weight", "0.fn.to_out.0.bias",
+        "1.norm.weight", "1.norm.bias", "1.fn.net.0.weight", "1.fn.net.0.bias", "1.fn.net.3.weight",
+        "1.fn.net.3.bias",
+    }  # fmt: skip
+    expected = {"cls_token", "pos_embedding", "to_patch_embedding.1.weight", "to_patch_embedding.1.bias"}
+    expected |= {f"transformer.layers.{i}.{name}" for i in range(10) for name in block}
+    expected |= {"mlp_head.0.weight", "mlp_head.0.bias", "mlp_head.1.weight", "mlp_head.1.bias"}
+    assert names == expected
+
+
+def test_parameter_breakdown_adds_up_to_the_total():
+    model = build_model(get_preset("seed").model)
+    parts = parameter_breakdown(model)
+    assert sum(parts.values()) == 5_436_678
+    assert parts["[CLS] token + position embeddings"] == 9_792
+    assert parts["patch embedding (Linear)"] == 3_264
+    assert parts["block 0: attention (with its LayerNorm)"] == 393_408 + 384
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_every_preset_trains_forward_and_backward(name):
+    model = build_model(get_preset(name).model, seed=0)
+    model.train()
+    logits = model(torch.randn(4, 1, 28, 28))
+    assert logits.shape == (4, get_preset(name).model.num_classes)
+    assert torch.isfinite(logits).all()
+    logits.logsumexp(1).sum().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert not missing
+
+
+def test_patchify_puts_pixel_r_c_into_patch_r_over_p_c_over_p():
+    config = ViTConfig(image_size=12, patch_size=3, dim=8, depth=1, heads=2, dim_head=4, mlp_dim=8)
+    patchify = build_model(config).to_patch_embedding[0]
+    image = torch.arange(144.0).reshape(1, 1, 12, 12)  # pixel (r, c) holds 12 r + c
+    tokens = patchify(image)[0]
+    assert tokens.shape == (16, 9)
+    for r in range(12):
+        for c in range(12):
+            token = (r // 3) * 4 + c // 3
+            assert tokens[token, (r % 3) * 3 + c % 3] == 12 * r + c
+
+
+def reference_attention(attn: Attention, x: torch.Tensor):
+    """Plain matmul + softmax, written independently of labkit's einops code."""
+    b, n, _ = x.shape
+    h = attn.heads
+    qkv = x @ attn.to_qkv.weight.T
+    q, k, v = (t.reshape(b, n, h, -1).transpose(1, 2) for t in qkv.chunk(3, dim=-1))
+    weights = torch.softmax(q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5, dim=-1)
+    out = (weights @ v).transpose(1, 2).reshape(b, n, -1)
+    return attn.to_out(out), weights
+
+
+@pytest.mark.parametrize("return_attn", [False, True])
+def test_attention_matches_a_matmul_softmax_reference(return_attn):
+    torch.manual_seed(0)
+    attn = Attention(dim=20, heads=3, dim_head=8).eval()  # heads * dim_head = 24 != dim
+    x = torch.randn(2, 7, 20)
+    expected, expected_weights = reference_attention(attn, x)
+    if return_attn:
+        out, weights = attn(x, return_attn=True)
+        torch.testing.assert_close(weights, expected_weights)
+        assert weights.shape == (2, 3, 7, 7)
+    else:
+        out = attn(x)
+    torch.testing.assert_close(out, expected)
+
+
+def test_forward_features_returns_one_attention_map_per_block():
+    model = build_model(get_preset("fast").model, seed=0).eval()
+    x = torch.randn(2, 1, 28, 28)
+    tokens, maps = model.forward_features(x, return_attn=True)
+    c = model.config
+    assert tokens.shape == (2, 50, c.dim)
+    assert len(maps) == c.depth and maps[0].shape == (2, c.heads, 50, 50)
+    torch.testing.assert_close(maps[0].sum(-1), torch.ones(2, c.heads, 50))
+    torch.testing.assert_close(model.forward_head(tokens), model(x))
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"patch_size": 5}, "image_size 28 is not divisible by patch_size 5"),
+        ({"heads": 0}, "heads=0 must be at least 1"),
+        ({"emb_dropout": 1.5}, "emb_dropout=1.5 must be in [0, 1)"),
+    ],
+)
+def test_impossible_configs_are_one_clear_error(changes, message):
+    with pytest.raises(LabError, match=re.escape(message)):
+        ViTConfig(**changes)
