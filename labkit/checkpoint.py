@@ -133,10 +133,13 @@ def load_checkpoint(path: str | Path) -> dict:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
-        what = f" ({found.group(1)})" if found else ""
+        if found:
+            raise LabError(
+                f"{path} refused: it carries pickled code or objects ({found.group(1)}); only tensors and plain "
+                "data are loaded (weights_only=True), so save the state dict or a labkit checkpoint"
+            ) from None
         raise LabError(
-            f"{path} refused: it carries pickled code or objects{what}; only tensors and plain data "
-            "are loaded (weights_only=True), so save the state dict or a labkit checkpoint"
+            f"{path} is not a readable checkpoint (not a torch.save file); save it with torch.save"
         ) from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
         raise LabError(

@@ -188,7 +188,9 @@ def bad_inputs(tmp: Path):
     save(tmp / "few" / "rare" / "a.png", np.zeros((28, 28), np.uint8))
     np.savez(tmp / "noy.npz", x=np.zeros((4, 28, 28), np.uint8))
     np.savez(tmp / "mismatch.npz", x=np.zeros((4, 28, 28), np.uint8), y=np.zeros(3, int))
-    np.savez(tmp / "range.npz", x=np.zeros((4, 28, 28), np.uint8), y=np.array([0, 1, 2, 3]), classes=np.array(["a", "b"]))
+    np.savez(
+        tmp / "range.npz", x=np.zeros((4, 28, 28), np.uint8), y=np.array([0, 1, 2, 3]), classes=np.array(["a", "b"])
+    )
     (tmp / "table.csv").write_text("1,2,3")
     return [
         ("missing path", tmp / "nowhere", "not found: give an existing folder"),

