@@ -70,3 +70,8 @@ def evaluate_checkpoint(path: str | Path, source: str | None = None, **overrides
             f"stored accuracy {result.stored_accuracy * 100:.2f}% differs from the re-measured {accuracy * 100:.2f}%"
         )
     return result
+
+
+def confusion_matrix(pred: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Counts (true class, predicted class): row i holds where the images of class i went."""
+    return torch.bincount(labels * num_classes + pred, minlength=num_classes**2).reshape(num_classes, num_classes)

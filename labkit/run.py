@@ -6,7 +6,7 @@ This is what the CLI's ``train`` and the notebooks call, so both print the same 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -54,18 +54,20 @@ def train_run(
     out_dir: str | Path = "outputs",
     device: str = "auto",
     reuse: bool = False,
+    filename: str | None = None,
     out: TextIO | None = None,
     progress: bool = True,
 ) -> Run:
     """Train ``preset`` on ``data`` and save ``<out_dir>/<student_id>_vit.pth``, printing the lab's log.
 
     With ``reuse``, a checkpoint already at that path from the same settings and data is loaded instead.
+    ``filename`` replaces the lab's name (for a second model beside the ViT, such as the CNN baseline).
     """
     out = out or sys.stdout
     p = get_preset(preset)
-    train_config = p.train if epochs is None else replace(p.train, epochs=epochs)
+    train_config = p.recipe(epochs)
     model_config = fit_to_data(p.model, len(data.classes))
-    path = Path(out_dir) / checkpoint_name(student_id)
+    path = Path(out_dir) / (filename or checkpoint_name(student_id))
     if reuse and path.is_file():
         try:
             saved = load_checkpoint(path)

@@ -1,0 +1,217 @@
+"""The fast recipe against the lab's seed recipe, the CNN baseline, the hybrid and vit-pytorch, side by side.
+
+    pip install -r benchmarks/requirements.txt
+    python benchmarks/run.py [--quick] [--resume] [--readme]
+
+Prints one table per data set: parameters, test accuracy (final epoch, mean ± std over seeds), wall seconds and
+training images per second; then the training throughput of labkit's ViT against vit_pytorch.ViT at the same dims.
+Every finished row is cached in benchmarks/results/cache.json with its settings and machine: --resume reuses those
+and reruns only rows whose settings changed. --readme writes the tables into README.md.
+
+Data sets: the built-in set, and the hard set (Fashion-MNIST classes 0-5, the first 300 of each in the training
+file) from Debian's dataset-fashion-mnist package (apt-get install dataset-fashion-mnist); without it that set is
+skipped with a message. Not part of the test suite: the full run takes over an hour on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+
+from labkit.data import DataConfig, load_data
+from labkit.errors import LabError
+from labkit.presets import build_model, config_to_dict, fit_to_data, get_preset
+from labkit.train import TrainConfig, fit
+
+HERE = Path(__file__).resolve().parent
+CACHE = HERE / "results" / "cache.json"
+README = HERE.parent / "README.md"
+FASHION = "/usr/share/datasets/fashion-mnist"
+SETS = {
+    "built-in (MNIST 0-5 × 300)": DataConfig(),
+    "hard (Fashion-MNIST 0-5 × 300)": DataConfig(
+        source=f"fashionmnist:{FASHION}", classes=tuple(range(6)), per_class=300
+    ),  # fmt: skip
+}
+SEED_RECIPE = TrainConfig(epochs=20, optimizer="adam", lr=3e-4, weight_decay=0.0, warmup_epochs=0,
+                          schedule="constant", label_smoothing=0.0, augment="none")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    preset: str | None  # a labkit preset's model, or None for vit_pytorch.ViT at the fast preset's dims
+    train: TrainConfig
+    expected: float | None = None  # on the hard set: a fixed baseline below this is broken
+    quick: bool = False  # part of --quick
+
+
+def rows() -> list[Row]:
+    fast = get_preset("fast").train
+    ablations = [
+        ("AdamW → Adam, no weight decay", {"optimizer": "adam", "weight_decay": 0.0}),
+        ("warmup + cosine → constant LR", {"warmup_epochs": 0, "schedule": "constant"}),
+        ("no label smoothing", {"label_smoothing": 0.0}),
+    ]
+    if fast.augment != "none":
+        ablations.append(("no augmentation", {"augment": "none"}))
+    return [
+        Row("seed (lab reference, Adam 3e-4)", "seed", SEED_RECIPE, expected=0.86, quick=True),
+        Row("fast (default)", "fast", fast, quick=True),
+        Row("CNN baseline (fast recipe, 30 ep)", "cnn", replace(fast, epochs=30), expected=0.90, quick=True),
+        Row("hybrid (conv stem + ViT)", "hybrid", get_preset("hybrid").train),
+        Row("vit_pytorch.ViT, fast dims + recipe", None, fast),
+        *(Row(f"fast − {what}", "fast", replace(fast, **change)) for what, change in ablations),
+    ]
+
+
+def vit_pytorch_model(num_classes: int) -> torch.nn.Module:
+    from vit_pytorch import ViT
+
+    c = get_preset("fast").model
+    return ViT(image_size=c.image_size, patch_size=c.patch_size, num_classes=num_classes, dim=c.dim, depth=c.depth,
+               heads=c.heads, mlp_dim=c.mlp_dim, channels=c.channels, dim_head=c.dim_head, dropout=c.dropout,
+               emb_dropout=c.emb_dropout)  # fmt: skip
+
+
+def machine() -> dict:
+    cpuinfo = Path("/proc/cpuinfo")
+    names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+             if line.startswith("model name")] if cpuinfo.is_file() else []  # fmt: skip
+    cpu = names[0] if names else platform.processor() or "unknown CPU"
+    return {"cpu": cpu, "cores": os.cpu_count(), "threads": torch.get_num_threads(), "torch": str(torch.__version__)}
+
+
+def run_one(row: Row, data, seed: int) -> dict:
+    torch.manual_seed(seed)
+    if row.preset is None:
+        model = vit_pytorch_model(len(data.classes))
+    else:
+        model = build_model(fit_to_data(get_preset(row.preset).model, len(data.classes)), seed)
+    history = fit(model, data, row.train, seed, out=io.StringIO(), progress=False)
+    return {"accuracy": history.final_accuracy, "seconds": history.seconds,
+            "params": sum(p.numel() for p in model.parameters()),
+            "images_per_s": len(data.train) * row.train.epochs / history.seconds}  # fmt: skip
+
+
+def key(row: Row, set_name: str, fingerprint: str, seed: int, where: dict) -> str:
+    model = "vit_pytorch" if row.preset is None else config_to_dict(get_preset(row.preset).model)
+    spec = {"model": model, "train": asdict(row.train), "set": set_name, "data": fingerprint, "seed": seed,
+            "machine": where}  # fmt: skip
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def throughput(dims: str, rounds: int = 5, steps: int = 8, batch: int = 64) -> tuple[float, float]:
+    """Median training images/s of labkit's ViT and vit_pytorch.ViT at a preset's dims, interleaved runs."""
+    from vit_pytorch import ViT as Reference
+
+    c = get_preset(dims).model
+    models = {
+        "labkit": build_model(c, 0),
+        "vit_pytorch": Reference(
+            image_size=c.image_size,
+            patch_size=c.patch_size,
+            num_classes=c.num_classes,
+            dim=c.dim,
+            depth=c.depth,
+            heads=c.heads,
+            mlp_dim=c.mlp_dim,
+            channels=c.channels,
+            dim_head=c.dim_head,
+            dropout=c.dropout,
+            emb_dropout=c.emb_dropout,
+        ),  # fmt: skip
+    }
+    x, y = torch.randn(batch, c.channels, c.image_size, c.image_size), torch.randint(0, c.num_classes, (batch,))
+    rates = {name: [] for name in models}
+    for _ in range(rounds):
+        for name, model in models.items():
+            optimizer = torch.optim.AdamW(model.parameters())
+            model.train()
+            start = time.perf_counter()
+            for _ in range(steps):
+                loss = torch.nn.functional.cross_entropy(model(x), y)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            rates[name].append(batch * steps / (time.perf_counter() - start))
+    return statistics.median(rates["labkit"]), statistics.median(rates["vit_pytorch"])
+
+
+def fmt(results: list[dict], row: Row) -> str:
+    acc = [r["accuracy"] * 100 for r in results]
+    std = statistics.stdev(acc) if len(acc) > 1 else 0.0
+    mean = statistics.mean(acc)
+    broken = row.expected is not None and mean < row.expected * 100
+    cells = [row.name, f"{results[0]['params']:,}", f"{mean:.1f} ± {std:.1f}" + (" **BROKEN**" if broken else ""),
+             f"{statistics.mean(r['seconds'] for r in results):.0f}",
+             f"{statistics.mean(r['images_per_s'] for r in results):.0f}"]  # fmt: skip
+    return "| " + " | ".join(cells) + " |"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="1 seed and the seed, fast and CNN rows only")
+    parser.add_argument("--resume", action="store_true", help="reuse cached rows with the same settings")
+    parser.add_argument("--readme", action="store_true", help="write the tables into README.md")
+    parser.add_argument("--seeds", type=int, default=3)
+    args = parser.parse_args(argv)
+    seeds = range(1 if args.quick else args.seeds)
+    where = machine()
+    cache = json.loads(CACHE.read_text()) if CACHE.is_file() else {}
+    lines = [f"Machine: {where['cpu']}, {where['cores']} cores ({where['threads']} torch threads), torch "
+             f"{where['torch']}, {time.strftime('%Y-%m-%d')}; {len(seeds)} seed(s) per row; test accuracy is the final "
+             "epoch's on the lab's 70/30 split.", ""]  # fmt: skip
+    for set_name, config in SETS.items():
+        try:
+            data = load_data(config)
+        except LabError as err:
+            print(f"skipping {set_name}: {err} (apt-get install dataset-fashion-mnist)", file=sys.stderr)
+            continue
+        lines += [
+            f"**{set_name}**: {len(data.train)} train / {len(data.test)} test",
+            "",
+            "| row | params | test acc % (mean ± std) | wall s | train img/s |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for row in (r for r in rows() if r.quick or not args.quick):
+            results = []
+            for seed in seeds:
+                k = key(row, set_name, data.fingerprint, seed, where)
+                if not (args.resume and k in cache):
+                    print(f"{set_name} · {row.name} · seed {seed} ...", file=sys.stderr, flush=True)
+                    cache[k] = run_one(row, data, seed) | {"row": row.name, "set": set_name, "seed": seed}
+                    CACHE.parent.mkdir(exist_ok=True)
+                    CACHE.write_text(json.dumps(cache, indent=1, sort_keys=True))
+                results.append(cache[k])
+            lines.append(fmt(results, row))
+            print(lines[-1], file=sys.stderr, flush=True)
+        lines.append("")
+    lines += ["**Training throughput** (batch 64, median of 5 interleaved runs of 8 steps, same dims and tokens):", "",
+              "| dims | labkit img/s | vit_pytorch img/s | ratio |", "|---|---:|---:|---:|"]  # fmt: skip
+    for dims in ("fast", "seed"):
+        ours, theirs = throughput(dims)
+        lines.append(f"| {dims} | {ours:.0f} | {theirs:.0f} | {ours / theirs:.2f}× |")
+    table = "\n".join(lines)
+    print(table)
+    if args.readme:
+        text = README.read_text()
+        start, end = "<!-- benchmark:start -->", "<!-- benchmark:end -->"
+        head, rest = text.split(start)
+        README.write_text(head + start + "\n" + table + "\n" + end + rest.split(end)[1])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""The notebooks as stored in git: what nbval needs to compare, and nothing it can't."""
+
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from labkit.notebooks import BADGE_TAG, BOOTSTRAP_TAG, badge_source, bootstrap_source, clean, repository
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9]*.ipynb"))
+# The compared cells each notebook must keep (outputs nbval checks: tables, counts, shapes, figures).
+MIN_COMPARED = {"01_data": 6, "02_model_summary": 7, "03_training": 5, "04_qa": 9}
+IGNORE = re.compile(r"^\s*# NBVAL_(IGNORE_OUTPUT|SKIP)\s*$", re.M)
+SETTINGS = ("STUDENT_ID", "DATA", "PRESET", "EPOCHS", "SEED")
+
+
+def code_cells(path: Path) -> list:
+    return [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code" and c.source.strip()]
+
+
+def test_the_four_notebooks_are_there():
+    assert [p.stem for p in NOTEBOOKS] == list(MIN_COMPARED)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_code_cell_was_executed_without_error(path):
+    for cell in code_cells(path):
+        assert cell.execution_count is not None, f"never executed:\n{cell.source[:200]}"
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        assert not errors, f"stored error in:\n{cell.source[:200]}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_enough_cells_are_compared(path):
+    """Ignoring every output would make nbval pass while checking nothing."""
+    compared = [c for c in code_cells(path) if c.outputs and not IGNORE.search(c.source)]
+    assert len(compared) >= MIN_COMPARED[path.stem]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_header_settings_and_colab_cells(path):
+    nb = nbformat.read(path, as_version=4)
+    tagged = {tag: c for c in nb.cells for tag in c.metadata.get("tags", [])}
+    assert nb.cells[0].source.startswith("# Lab 8 · Step")
+    repo = repository()
+    assert tagged[BADGE_TAG].source == badge_source(repo, path.name), "run python -m labkit.notebooks"
+    assert tagged[BOOTSTRAP_TAG].source == bootstrap_source(repo), "run python -m labkit.notebooks"
+    assert tagged[BOOTSTRAP_TAG].outputs == [], "the bootstrap cell must print nothing outside Colab"
+    settings = tagged["parameters"].source
+    assert all(re.search(rf"^{name} = ", settings, re.M) for name in SETTINGS)
+    assert "http" not in (tagged[BADGE_TAG].source + tagged[BOOTSTRAP_TAG].source) or repo
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_noise_metadata(path):
+    """Stored as `python -m labkit.notebooks` writes them: cleaning again changes nothing."""
+    nb = nbformat.read(path, as_version=4)
+    before = json.dumps(nb, sort_keys=True)
+    assert json.dumps(clean(nb), sort_keys=True) == before
+
+
+def test_unset_repository_says_what_to_set_and_a_set_one_makes_the_badge():
+    assert "Set `repository` under `[tool.labkit]`" in badge_source("", "01_data.ipynb")
+    assert "raise SystemExit" in bootstrap_source("") and "http" not in bootstrap_source("")
+    badge = badge_source("https://github.com/someone/vit-lab", "01_data.ipynb")
+    assert badge.endswith(
+        "(https://colab.research.google.com/github/someone/vit-lab/blob/main/notebooks/01_data.ipynb)"
+    )
+    assert "labkit @ git+https://github.com/someone/vit-lab.git" in bootstrap_source(
+        "https://github.com/someone/vit-lab"
+    )
