@@ -8,12 +8,15 @@ import torch.nn.functional as F
 from labkit.vit import ViT
 
 
-def position_similarity(model: ViT) -> torch.Tensor:
+def position_similarity(model: ViT, subtract: ViT | None = None) -> torch.Tensor:
     """Cosine similarity between the position embeddings of every pair of patches (the paper's Fig. 7).
 
-    Returns (g, g, g, g): entry [r, c] is the g x g map of patch (r, c)'s similarity to every patch.
+    Returns (g, g, g, g): entry [r, c] is the g x g map of patch (r, c)'s similarity to every patch. With
+    ``subtract`` (the same model before training), it compares what training changed, not where it started.
     """
     pos = model.pos_embedding[0, 1:].detach()  # drop the [CLS] position
+    if subtract is not None:
+        pos = pos - subtract.pos_embedding[0, 1:].detach()
     g = model.config.image_size // model.config.patch_size
     sim = F.cosine_similarity(pos[:, None], pos[None, :], dim=-1)
     return sim.reshape(g, g, g, g)
@@ -41,3 +44,14 @@ def attention_rollout(maps: list[torch.Tensor], grid: int) -> torch.Tensor:
         a = 0.5 * m.mean(0) + 0.5 * torch.eye(tokens)
         rollout = (a / a.sum(-1, keepdim=True)) @ rollout
     return rollout[0, 1:].reshape(grid, grid)
+
+
+def locality(similarity: torch.Tensor) -> tuple[float, float]:
+    """Mean similarity of grid neighbours (distance 1) and of positions 2 or more apart: if training taught the
+    embeddings the 2-D layout, the first is clearly larger."""
+    g = similarity.shape[0]
+    rows, cols = torch.meshgrid(torch.arange(g), torch.arange(g), indexing="ij")
+    cells = torch.stack([rows.flatten(), cols.flatten()], 1).float()
+    distance = torch.cdist(cells, cells)
+    flat = similarity.reshape(g * g, g * g)
+    return flat[(distance > 0) & (distance <= 1)].mean().item(), flat[distance >= 2].mean().item()

@@ -47,16 +47,20 @@ def badge_source(repo: str, name: str) -> str:
 
 
 def bootstrap_source(repo: str) -> str:
+    """The Colab-only install cell, laid out as ruff formats it (the notebooks are linted)."""
     if repo:
         install = (
             "    import subprocess\n\n"
-            f'    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "labkit @ git+{repo}.git"])'
+            f'    PACKAGE = "labkit @ git+{repo}.git"\n'
+            '    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", PACKAGE])'
         )
     else:
         install = (
-            '    raise SystemExit("No public repository address is set for this lab, so labkit cannot be installed '
-            "here: set [tool.labkit] repository in pyproject.toml and run `python -m labkit.notebooks`, or upload "
-            'the labkit folder next to this notebook.")'
+            "    raise SystemExit(\n"
+            '        "No public repository address is set for this lab, so labkit cannot be installed here: "\n'
+            '        "set [tool.labkit] repository in pyproject.toml and run `python -m labkit.notebooks`, "\n'
+            '        "or upload the labkit folder next to this notebook."\n'
+            "    )"
         )
     return (
         "# Colab only: install labkit there. Locally (and under nbval) this does nothing.\n"

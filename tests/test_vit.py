@@ -149,9 +149,10 @@ def test_forward_features_returns_one_attention_map_per_block():
     x = torch.randn(2, 1, 28, 28)
     tokens, maps = model.forward_features(x, return_attn=True)
     c = model.config
-    assert tokens.shape == (2, 50, c.dim)
-    assert len(maps) == c.depth and maps[0].shape == (2, c.heads, 50, 50)
-    torch.testing.assert_close(maps[0].sum(-1), torch.ones(2, c.heads, 50))
+    n = c.num_patches + 1
+    assert tokens.shape == (2, n, c.dim)
+    assert len(maps) == c.depth and maps[0].shape == (2, c.heads, n, n)
+    torch.testing.assert_close(maps[0].sum(-1), torch.ones(2, c.heads, n))
     torch.testing.assert_close(model.forward_head(tokens), model(x))
 
 

@@ -1,0 +1,55 @@
+"""The evidence behind the QA notebook: position similarity, attention maps, rollout, the sweep table."""
+
+import io
+
+import torch
+
+from labkit import explain, sweep
+from labkit.data import DataConfig, load_data
+from labkit.evaluation import confusion_matrix
+from labkit.presets import build_model, get_preset
+
+
+def test_position_similarity_is_a_grid_of_cosine_maps():
+    model = build_model(get_preset("seed").model, seed=0)
+    sim = explain.position_similarity(model)
+    assert sim.shape == (7, 7, 7, 7)
+    torch.testing.assert_close(sim[2, 3, 2, 3], torch.tensor(1.0))  # every position is most like itself
+    torch.testing.assert_close(sim[1, 5, 4, 0], sim[4, 0, 1, 5])  # and similarity is symmetric
+
+
+def test_attention_maps_cls_attention_and_rollout():
+    model = build_model(get_preset("seed").model, seed=0)
+    maps = explain.attention_maps(model, torch.randn(1, 28, 28))
+    assert len(maps) == 10 and maps[0].shape == (8, 50, 50)
+    heads = explain.cls_attention(maps, grid=7)
+    assert heads.shape == (8, 7, 7)
+    torch.testing.assert_close(heads.sum((1, 2)), 1 - maps[-1][:, 0, 0])  # [CLS]'s row, less its self-attention
+    rollout = explain.attention_rollout(maps, grid=7)
+    assert rollout.shape == (7, 7) and (rollout >= 0).all() and rollout.sum() < 1
+
+
+def test_rollout_of_identity_attention_stays_on_cls():
+    eye = [torch.eye(5).expand(2, 5, 5)] * 3
+    assert explain.attention_rollout(eye, grid=2).abs().sum() == 0
+
+
+def test_confusion_matrix_rows_are_true_classes():
+    pred, labels = torch.tensor([0, 1, 1, 2, 0]), torch.tensor([0, 1, 2, 2, 1])
+    assert confusion_matrix(pred, labels, 3).tolist() == [[1, 0, 0], [1, 1, 0], [0, 1, 1]]
+
+
+def test_the_shipped_sweep_table_has_every_variant_the_notebook_reads():
+    table = sweep.read_table()
+    assert [r["variant"] for r in table] == [v.name for v in sweep.FULL_SWEEP]
+    assert set(table[0]) == set(sweep.COLUMNS)
+    assert all(0 < float(r["val_accuracy"]) <= 1 and int(r["params"]) > 0 for r in table)
+
+
+def test_a_variant_is_scored_on_the_validation_split(tmp_path):
+    data = load_data(DataConfig(val_fraction=0.2, per_class=40, classes=(0, 1, 2)))
+    rows = sweep.run_sweep([sweep.Variant("tiny", {"patch_size": 14, "dim": 16, "mlp_dim": 16})], data, epochs=1,
+                           out=io.StringIO())  # fmt: skip
+    assert rows[0]["variant"] == "tiny" and rows[0]["patch"] == 14 and rows[0]["dim"] == 16
+    sweep.write_table(rows, tmp_path / "t.csv")
+    assert sweep.read_table(tmp_path / "t.csv")[0]["val_accuracy"] == str(rows[0]["val_accuracy"])
