@@ -52,6 +52,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_arguments(evaluate, default=None)
     evaluate.set_defaults(command=cmd_evaluate)
 
+    grade = sub.add_parser(
+        "grade",
+        help="re-score submitted checkpoints, one row each",
+        description="Load each checkpoint safely (weights only), rebuild it, re-measure its test accuracy and print "
+        "one row; the exit status says whether every one passed.",
+    )
+    grade.add_argument("paths", nargs="+", metavar="CHECKPOINT_OR_FOLDER", help=".pth files, or folders of them")
+    grade.add_argument("--data", metavar="SOURCE", help="the data to score on (default: each checkpoint's own)")
+    grade.add_argument("--baseline", type=float, default=60.0, help="pass mark, percent test accuracy (default: 60)")
+    grade.add_argument("--csv", metavar="FILE", help="also write the table as CSV, for a gradebook")
+    grade.set_defaults(command=cmd_grade)
+
     summary = sub.add_parser(
         "summary",
         help="the torchinfo table of a preset",
@@ -117,6 +129,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         f"{args.checkpoint}: test accuracy {result.accuracy * 100:.2f}% on {result.test_size} images (stored: {stored})"
     )
     return 0
+
+
+def cmd_grade(args: argparse.Namespace) -> int:
+    from labkit.grading import grade, table, write_csv
+
+    baseline = args.baseline / 100
+    grades = grade(args.paths, args.data, baseline)
+    if not grades:
+        raise LabError(f"no .pth files found in {', '.join(args.paths)}; give checkpoint files or folders of them")
+    print(table(grades, baseline))
+    if args.csv:
+        write_csv(grades, args.csv)
+        print(f"wrote {args.csv}")
+    return 0 if all(g.result == "PASS" for g in grades) else 1
 
 
 def cmd_summary(args: argparse.Namespace) -> int:

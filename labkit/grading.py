@@ -1,0 +1,72 @@
+"""Checking submitted checkpoints: each file loaded safely, rebuilt, re-scored, one row each.
+
+One bad file never stops the others: it gets its own row with the reason.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from labkit.errors import LabError
+from labkit.evaluation import evaluate_checkpoint
+
+COLUMNS = ["file", "student_id", "preset", "params", "stored_accuracy", "accuracy", "result", "note"]
+
+
+@dataclass
+class Grade:
+    file: str
+    student_id: str = ""
+    preset: str = ""
+    params: int | None = None
+    stored_accuracy: float | None = None
+    accuracy: float | None = None
+    result: str = "ERROR"  # PASS, FAIL or ERROR
+    note: str = ""
+
+
+def submissions(paths: list[str | Path]) -> list[Path]:
+    """The .pth files named, and those inside the folders named (sorted); a missing path is kept, to be reported."""
+    found = []
+    for path in map(Path, paths):
+        found += sorted(path.rglob("*.pth")) if path.is_dir() else [path]
+    return found
+
+
+def grade_one(path: Path, source: str | None, baseline: float) -> Grade:
+    try:
+        result = evaluate_checkpoint(path, source)
+    except LabError as err:
+        return Grade(str(path), student_id=path.stem.removesuffix("_vit"), note=str(err).removeprefix(f"{path} "))
+    checkpoint = result.checkpoint
+    params = sum(t.numel() for t in checkpoint["model_state"].values())
+    passed = result.accuracy > baseline
+    return Grade(str(path), checkpoint.get("student_id") or "", checkpoint.get("preset") or "", params,
+                 result.stored_accuracy, result.accuracy, "PASS" if passed else "FAIL",
+                 "; ".join(result.warnings))  # fmt: skip
+
+
+def grade(paths: list[str | Path], source: str | None = None, baseline: float = 0.60) -> list[Grade]:
+    return [grade_one(path, source, baseline) for path in submissions(paths)]
+
+
+def table(grades: list[Grade], baseline: float) -> str:
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{value * 100:.2f}%"
+
+    rows = [["file", "student", "preset (params)", "stored", "re-measured", f"> {baseline:.0%}", "note"]]
+    for g in grades:
+        model = f"{g.preset} ({g.params:,})" if g.params is not None else "-"
+        rows.append([Path(g.file).name, g.student_id or "-", model, pct(g.stored_accuracy), pct(g.accuracy),
+                     g.result, g.note])  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1] for r in rows)
+
+
+def write_csv(grades: list[Grade], path: str | Path) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, COLUMNS)
+        writer.writeheader()
+        writer.writerows(asdict(g) for g in grades)

@@ -1,0 +1,85 @@
+"""`python -m labkit grade`: every submission gets a row, bad files included, and nothing is executed."""
+
+import csv
+import io
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from labkit.checkpoint import load_checkpoint
+from labkit.cli import main
+from labkit.data import DataConfig, Split, load_data
+from labkit.grading import grade
+from labkit.presets import build_model, get_preset
+from labkit.run import train_run
+
+
+class RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (type(self.marker).touch, (self.marker,))
+
+
+@pytest.fixture(scope="module")
+def submissions(builtin, tmp_path_factory):
+    """A folder as a grader receives it: good, bare, broken and hostile files."""
+    folder = tmp_path_factory.mktemp("submissions")
+    quick = replace(builtin, train=Split(builtin.train.x[::4], builtin.train.y[::4]))
+    train_run(quick, "fast", epochs=2, student_id="alice", out_dir=folder, out=io.StringIO(), progress=False)
+    torch.save(build_model(get_preset("seed").model, seed=0).state_dict(), folder / "bob_vit.pth")
+    good = (folder / "alice_vit.pth").read_bytes()
+    (folder / "carol_vit.pth").write_bytes(good[: len(good) // 2])
+    (folder / "dave_vit.pth").write_bytes(b"not a checkpoint at all")
+    torch.save({"model_state": RunsCode(folder / "pwned")}, folder / "eve_vit.pth")
+    torch.save(build_model(get_preset("cnn").model, seed=0).state_dict(), folder / "frank_vit.pth")
+    np.savez(folder / "three.npz", x=builtin.train.x[:90, 0].numpy(), y=np.arange(90) % 3)  # a 3-class data set
+    three = load_data(DataConfig(source=str(folder / "three.npz")))
+    train_run(three, "fast", epochs=1, student_id="grace", out_dir=folder, out=io.StringIO(), progress=False)
+    return folder
+
+
+def test_every_file_gets_a_row_with_its_reason(submissions):
+    rows = {g.student_id: g for g in grade([submissions], source="builtin", baseline=0.10)}
+    assert sorted(rows) == ["alice", "bob", "carol", "dave", "eve", "frank", "grace"]
+    alice = rows["alice"]
+    assert alice.result == "PASS" and alice.preset == "fast" and alice.accuracy == alice.stored_accuracy
+    assert rows["bob"].preset == "seed" and rows["bob"].params == 5_436_678 and rows["bob"].result in ("PASS", "FAIL")
+    assert "not a readable checkpoint" in rows["carol"].note
+    assert "not a readable checkpoint" in rows["dave"].note
+    assert "carries pickled code" in rows["eve"].note
+    assert "neither a labkit checkpoint" in rows["frank"].note
+    assert "made for 3 classes but the data has 6" in rows["grace"].note
+    assert all(rows[s].result == "ERROR" for s in ("carol", "dave", "eve", "frank", "grace"))
+    assert not (submissions / "pwned").exists(), "loading must never run code from a file"
+
+
+def test_the_cli_prints_a_table_writes_a_csv_and_fails_unless_all_pass(submissions, tmp_path, capsys):
+    good = submissions / "alice_vit.pth"
+    assert main(["grade", str(good), "--baseline", "10", "--csv", str(tmp_path / "g.csv")]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split()[:3] == ["file", "student", "preset"]
+    assert "alice_vit.pth" in out and "PASS" in out
+    with open(tmp_path / "g.csv") as f:
+        [row] = list(csv.DictReader(f))
+    stored = load_checkpoint(good)["metrics"]["test_accuracy"]
+    assert row["student_id"] == "alice" and float(row["accuracy"]) == pytest.approx(stored)
+    assert main(["grade", str(submissions)]) == 1
+    assert "ERROR" in capsys.readouterr().out
+    assert not (submissions / "pwned").exists()
+
+
+def test_a_changed_test_split_is_flagged(submissions):
+    [row] = grade([submissions / "alice_vit.pth"], source="builtin", baseline=0.1)
+    assert row.note == ""
+    other = submissions.parent / "other"
+    other.mkdir()
+    (other / "alice_vit.pth").write_bytes((submissions / "alice_vit.pth").read_bytes())
+    checkpoint = load_checkpoint(other / "alice_vit.pth")
+    checkpoint["data"]["test_fingerprint"] = "0" * 64
+    torch.save(checkpoint, other / "alice_vit.pth")
+    [row] = grade([other], baseline=0.1)
+    assert "the test split differs" in row.note
