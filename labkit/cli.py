@@ -52,6 +52,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_arguments(evaluate, default=None)
     evaluate.set_defaults(command=cmd_evaluate)
 
+    report = sub.add_parser(
+        "report",
+        help="run the four notebooks and write <student-id>_lab8_report.html",
+        description="Run the lab's notebooks with these settings (in a scratch copy; the tracked notebooks are not "
+        "touched) and write one self-contained HTML report, with the checkpoint beside it.",
+    )
+    report.add_argument("--data", default=BUILTIN, metavar="SOURCE", help=f"as for train (default: {BUILTIN})")
+    report.add_argument("--student-id", default="student_id", help="names the report and checkpoint")
+    report.add_argument("--preset", default="fast", choices=list(PRESETS), help="(default: fast)")
+    report.add_argument("--epochs", type=int, help="override the preset's number of epochs")
+    report.add_argument("--out", default=".", help="folder for the report and checkpoint (default: here)")
+    report.set_defaults(command=cmd_report)
+
     grade = sub.add_parser(
         "grade",
         help="re-score submitted checkpoints, one row each",
@@ -128,6 +141,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(
         f"{args.checkpoint}: test accuracy {result.accuracy * 100:.2f}% on {result.test_size} images (stored: {stored})"
     )
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from labkit.report import make_report
+
+    make_report(args.data, args.student_id, args.preset, args.epochs, args.out)
     return 0
 
 

@@ -1,0 +1,112 @@
+"""`python -m labkit report`: a self-contained HTML report, checked offline and in a real browser."""
+
+import base64
+import io
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+from PIL import Image
+
+from labkit.errors import LabError
+from labkit.notebooks import NOTEBOOKS
+from labkit.report import make_report
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def tracked_notebooks() -> dict:
+    return {p.name: p.read_bytes() for p in NOTEBOOKS.glob("*.ipynb")}
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    """The report of a quick run on a small 3-class data set of 16x16 images, given by a relative path."""
+    work = tmp_path_factory.mktemp("report")
+    rng = np.random.default_rng(0)
+    y = np.arange(90) % 3
+    x = np.clip(rng.normal(60 + 60 * y[:, None, None], 30, (90, 16, 16)), 0, 255).astype(np.uint8)
+    np.savez(work / "shapes.npz", x=x, y=y, classes=np.array(["dark", "mid", "light"]))
+    before = tracked_notebooks()
+    out = io.StringIO()
+    cwd = Path.cwd()
+    try:
+        import os
+
+        os.chdir(work)
+        path = make_report("shapes.npz", "s42", "fast", epochs=2, out_dir="handin", out=out)
+    finally:
+        os.chdir(cwd)
+    assert tracked_notebooks() == before, "the tracked notebooks must not change"
+    return work / path, out.getvalue()
+
+
+def test_report_and_checkpoint_are_written_with_progress(report):
+    path, log = report
+    assert path.name == "s42_lab8_report.html" and (path.parent / "s42_vit.pth").is_file()
+    assert "01_data.ipynb: cell 1/" in log and "04_qa.ipynb: cell" in log
+    assert log.strip().endswith("(checkpoint: handin/s42_vit.pth)")
+
+
+def test_report_holds_the_labs_results(report):
+    html = report[0].read_text()
+    for text in ("Total params", "Epoch 2/2", "Question 6", "Question 10", "Final test accuracy", "dark", "light"):
+        assert text in html, text
+
+
+def test_report_loads_nothing_from_the_network_and_embeds_every_figure(report):
+    html = report[0].read_text()
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", html)
+    assert not re.search(r"""url\(\s*["']?(?:https?:)?//""", html)
+    images = re.findall(r"<img[^>]*\bsrc=\"([^\"]+)\"", html)
+    assert len(images) >= 9  # every figure of the four notebooks
+    for src in images:
+        assert src.startswith("data:image/png;base64,")
+        Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).verify()
+
+
+PROBE = """<script>
+window.__errors = [];
+window.addEventListener("error", e => {
+  window.__errors.push(String(e.message || (e.target && (e.target.src || e.target.href))));
+}, true);
+const __consoleError = console.error;
+console.error = (...a) => { window.__errors.push(a.join(" ")); __consoleError(...a); };
+window.addEventListener("load", () => {
+  const broken = [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).length;
+  const probe = {images: document.images.length, broken, errors: window.__errors};
+  document.body.setAttribute("data-probe", JSON.stringify(probe));
+});
+</script>"""
+
+
+def chromium(*args: str) -> subprocess.CompletedProcess:
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
+             "--disable-component-update", "--disable-sync", "--disable-quic"]  # fmt: skip
+    return subprocess.run([CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium; .ci/run installs it)")
+def test_report_renders_in_a_real_browser(report, tmp_path):
+    probed = tmp_path / "probed.html"
+    probed.write_text(report[0].read_text().replace("<head>", "<head>" + PROBE, 1))
+    profile = f"--user-data-dir={tmp_path / 'profile'}"
+    dom = chromium(profile, "--virtual-time-budget=10000", "--dump-dom", probed.as_uri()).stdout
+    probe = json.loads(re.search(r"data-probe=\"([^\"]+)\"", dom).group(1).replace("&quot;", '"'))
+    assert probe["images"] >= 9 and probe["broken"] == 0 and probe["errors"] == [], probe
+    shot = tmp_path / "report.png"
+    chromium(profile, "--window-size=1200,2400", f"--screenshot={shot}", report[0].as_uri())
+    colours = Image.open(shot).convert("L").getcolors(256)
+    assert colours is not None and len(colours) > 20, "the screenshot is blank"
+
+
+def test_a_failing_notebook_names_the_cell_and_leaves_no_report(tmp_path):
+    with pytest.raises(LabError, match=r"01_data.ipynb failed at cell \d+: LabError: data source .* not found"):
+        make_report(str(tmp_path / "missing"), "s43", out_dir=tmp_path / "handin", out=io.StringIO())
+    assert not (tmp_path / "handin").exists() or not any((tmp_path / "handin").iterdir())
+    assert all(nbformat.read(p, 4) for p in NOTEBOOKS.glob("*.ipynb"))
