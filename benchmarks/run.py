@@ -198,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(fmt(results, row))
             print(lines[-1], file=sys.stderr, flush=True)
         lines.append("")
-    lines += ["**Training throughput** (batch 64, median of 5 interleaved runs of 8 steps, 2 at the seed's dims; same dims and tokens):", "",
+    lines += ["**Training throughput** (batch 64, median of 5 interleaved runs of 8 steps, 2 at the seed's dims; same "
+              "dims and tokens):", "",
               "| dims | labkit img/s | vit_pytorch img/s | ratio |", "|---|---:|---:|---:|"]  # fmt: skip
     for dims, steps in (("fast", 8), ("seed", 2)):  # the seed's dims take ~2 s a step on 2 cores
         ours, theirs = throughput(dims, steps)
