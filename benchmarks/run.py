@@ -166,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="reuse cached rows with the same settings")
     parser.add_argument("--readme", action="store_true", help="write the tables into README.md")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--rows", help="comma-separated row-name prefixes to run (default: all)")
+    parser.add_argument("--cached-only", action="store_true", help="train nothing: tables from the cache")
     args = parser.parse_args(argv)
     seeds = range(1 if args.quick else args.seeds)
     where = machine()
@@ -185,17 +187,20 @@ def main(argv: list[str] | None = None) -> int:
             "| row | params | test acc % (mean ± std) | wall s | train img/s |",
             "|---|---:|---:|---:|---:|",
         ]
-        for row in (r for r in rows() if r.quick or not args.quick):
+        wanted = [p.strip().lower() for p in args.rows.split(",")] if args.rows else [""]
+        for row in (r for r in rows() if (r.quick or not args.quick) and r.name.lower().startswith(tuple(wanted))):
             results = []
             for seed in seeds:
                 k = key(row, set_name, data.fingerprint, seed, where)
+                if args.cached_only and k not in cache:
+                    continue
                 if not (args.resume and k in cache):
                     print(f"{set_name} · {row.name} · seed {seed} ...", file=sys.stderr, flush=True)
                     cache[k] = run_one(row, data, seed) | {"row": row.name, "set": set_name, "seed": seed}
                     CACHE.parent.mkdir(exist_ok=True)
                     CACHE.write_text(json.dumps(cache, indent=1, sort_keys=True))
                 results.append(cache[k])
-            lines.append(fmt(results, row))
+            lines.append(fmt(results, row) if results else f"| {row.name} | | not run yet | | |")
             print(lines[-1], file=sys.stderr, flush=True)
         lines.append("")
     lines += ["**Training throughput** (batch 64, median of 5 interleaved runs of 8 steps, 2 at the seed's dims; same "
