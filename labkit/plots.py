@@ -103,14 +103,13 @@ def misclassified(x: torch.Tensor, y: torch.Tensor, pred: torch.Tensor, classes:
     wrong = (pred != y).nonzero().flatten()[:n]
     cols = 8
     rows = max(1, -(-len(wrong) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.3, rows * 1.6), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.3, rows * 1.8 + 0.5), squeeze=False, layout="constrained")
     for ax in axes.flat:
         ax.axis("off")
     for ax, i in zip(axes.flat, wrong.tolist(), strict=False):
         ax.imshow(x[i, 0], cmap="gray")
         ax.set_title(f"true {classes[y[i]]}\npred {classes[pred[i]]}", fontsize=8)
     fig.suptitle(f"Misclassified test images (first {len(wrong)} of {(pred != y).sum().item()})")
-    fig.tight_layout()
     return fig
 
 
