@@ -33,6 +33,7 @@ from labkit.data import DataConfig, load_data
 from labkit.errors import LabError
 from labkit.presets import build_model, config_to_dict, fit_to_data, get_preset
 from labkit.train import TrainConfig, fit
+from labkit.vit import ViTConfig
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / "results" / "cache.json"
@@ -76,11 +77,11 @@ def rows() -> list[Row]:
     ]
 
 
-def vit_pytorch_model(num_classes: int) -> torch.nn.Module:
+def vit_pytorch_model(c: ViTConfig) -> torch.nn.Module:
+    """lucidrains' ViT with the same dims and number of tokens as a labkit ViT config."""
     from vit_pytorch import ViT
 
-    c = get_preset("fast").model
-    return ViT(image_size=c.image_size, patch_size=c.patch_size, num_classes=num_classes, dim=c.dim, depth=c.depth,
+    return ViT(image_size=c.image_size, patch_size=c.patch_size, num_classes=c.num_classes, dim=c.dim, depth=c.depth,
                heads=c.heads, mlp_dim=c.mlp_dim, channels=c.channels, dim_head=c.dim_head, dropout=c.dropout,
                emb_dropout=c.emb_dropout)  # fmt: skip
 
@@ -96,7 +97,7 @@ def machine() -> dict:
 def run_one(row: Row, data, seed: int) -> dict:
     torch.manual_seed(seed)
     if row.preset is None:
-        model = vit_pytorch_model(len(data.classes))
+        model = vit_pytorch_model(fit_to_data(get_preset("fast").model, len(data.classes)))
     else:
         model = build_model(fit_to_data(get_preset(row.preset).model, len(data.classes)), seed)
     history = fit(model, data, row.train, seed, out=io.StringIO(), progress=False)
@@ -114,24 +115,10 @@ def key(row: Row, set_name: str, fingerprint: str, seed: int, where: dict) -> st
 
 def throughput(dims: str, steps: int, rounds: int = 5, batch: int = 64) -> tuple[float, float]:
     """Median training images/s of labkit's ViT and vit_pytorch.ViT at a preset's dims, interleaved runs."""
-    from vit_pytorch import ViT as Reference
-
     c = get_preset(dims).model
     models = {
         "labkit": build_model(c, 0),
-        "vit_pytorch": Reference(
-            image_size=c.image_size,
-            patch_size=c.patch_size,
-            num_classes=c.num_classes,
-            dim=c.dim,
-            depth=c.depth,
-            heads=c.heads,
-            mlp_dim=c.mlp_dim,
-            channels=c.channels,
-            dim_head=c.dim_head,
-            dropout=c.dropout,
-            emb_dropout=c.emb_dropout,
-        ),  # fmt: skip
+        "vit_pytorch": vit_pytorch_model(c),
     }
     x, y = torch.randn(batch, c.channels, c.image_size, c.image_size), torch.randint(0, c.num_classes, (batch,))
     rates = {name: [] for name in models}
