@@ -34,7 +34,7 @@ def parameter_breakdown(model: nn.Module) -> dict[str, int]:
 
 def _part(name: str) -> str:
     if name.startswith("to_patch_embedding"):
-        return "patch embedding (Linear)"
+        return "patch embedding"
     if name in ("cls_token", "pos_embedding"):
         return "[CLS] token + position embeddings"
     if name.startswith("transformer.layers."):

@@ -9,6 +9,7 @@ code loads into the ``seed`` preset.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -33,6 +34,8 @@ class ViTConfig:
     mlp_dim: int = 384  # hidden width of each block's MLP
     dropout: float = 0.0  # inside attention output and MLP
     emb_dropout: float = 0.1  # on the token sequence, after position embeddings
+    shifted_patches: bool = False  # SPT (Lee et al. 2021): tokens also see their neighbours, a locality prior
+    locality_attention: bool = False  # LSA (Lee et al. 2021): learned temperature, no token attends to itself
 
     def __post_init__(self) -> None:
         for name in (
@@ -74,6 +77,29 @@ class PreNorm(nn.Module):
         return self.fn(self.norm(x), **kwargs)
 
 
+class ShiftedPatchEmbedding(nn.Module):
+    """SPT (Lee et al., "Vision Transformer for Small-Size Datasets", 2021): the image and four copies shifted
+    half a patch diagonally are stacked as channels before patching, so each token also carries the edges of
+    its neighbours. It keeps one token per patch and costs one wider Linear."""
+
+    def __init__(self, channels: int, patch_size: int, dim: int):
+        super().__init__()
+        self.shift = max(1, patch_size // 2)
+        patch_dim = 5 * channels * patch_size**2
+        self.patchify = Rearrange("b c (h p1) (w p2) -> b (h w) (p1 p2 c)", p1=patch_size, p2=patch_size)
+        self.to_tokens = nn.Sequential(nn.LayerNorm(patch_dim), nn.Linear(patch_dim, dim))
+
+    def patches(self, img: torch.Tensor) -> torch.Tensor:
+        """(b, num_patches, 5 * p * p * c): each patch of the image and of its four shifted copies."""
+        s = self.shift
+        # F.pad with a negative amount crops: each copy moves s pixels along one diagonal, zero-filled.
+        shifted = (F.pad(img, pad) for pad in ((s, -s, s, -s), (-s, s, s, -s), (s, -s, -s, s), (-s, s, -s, s)))
+        return self.patchify(torch.cat((img, *shifted), dim=1))
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        return self.to_tokens(self.patches(img))
+
+
 class FeedForward(nn.Module):
     def __init__(self, dim: int, hidden_dim: int, dropout: float = 0.0):
         super().__init__()
@@ -91,36 +117,60 @@ class FeedForward(nn.Module):
 
 class Attention(nn.Module):
     """Multi-head self-attention: heads attend in parallel on split projections, then are
-    concatenated and projected back to ``dim``."""
+    concatenated and projected back to ``dim``. With ``locality`` it is LSA (Lee et al., 2021): the
+    softmax temperature is learned and the diagonal is masked, so attention cannot stay on the token itself
+    and sharpens where small data would leave it flat."""
 
-    def __init__(self, dim: int, heads: int = 8, dim_head: int = 64, dropout: float = 0.0):
+    def __init__(self, dim: int, heads: int = 8, dim_head: int = 64, dropout: float = 0.0, locality: bool = False):
         super().__init__()
         self.heads = heads
         self.scale = dim_head**-0.5
         self.dropout = dropout
         self.to_qkv = nn.Linear(dim, heads * dim_head * 3, bias=False)
         self.to_out = nn.Sequential(nn.Linear(heads * dim_head, dim), nn.Dropout(dropout))
+        self.temperature = nn.Parameter(torch.tensor(math.log(self.scale))) if locality else None
 
     def forward(self, x: torch.Tensor, return_attn: bool = False):
         q, k, v = (rearrange(t, "b n (h d) -> b h n d", h=self.heads) for t in self.to_qkv(x).chunk(3, dim=-1))
+        scale = self.scale if self.temperature is None else self.temperature.exp()
+        # True where attention is allowed: everywhere, or (LSA) everywhere but the diagonal.
+        allowed = None if self.temperature is None else ~torch.eye(x.shape[1], dtype=torch.bool, device=x.device)
         if return_attn:
             # The fused kernel never materialises the weights, so compute them explicitly here.
-            attn = (q @ k.transpose(-1, -2) * self.scale).softmax(dim=-1)
+            scores = q @ k.transpose(-1, -2) * scale
+            attn = (scores if allowed is None else scores.masked_fill(~allowed, float("-inf"))).softmax(dim=-1)
             out = F.dropout(attn, self.dropout, self.training) @ v
         else:
             attn = None
-            out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+            # SDPA takes the scale as a number, so a learned one is applied to q instead.
+            out = F.scaled_dot_product_attention(
+                q if allowed is None else q * scale,
+                k,
+                v,
+                attn_mask=allowed,
+                dropout_p=self.dropout if self.training else 0.0,
+                scale=None if allowed is None else 1.0,
+            )
         out = self.to_out(rearrange(out, "b h n d -> b n (h d)"))
         return (out, attn) if return_attn else out
 
 
 class Transformer(nn.Module):
-    def __init__(self, dim: int, depth: int, heads: int, dim_head: int, mlp_dim: int, dropout: float = 0.0):
+    def __init__(
+        self,
+        dim: int,
+        depth: int,
+        heads: int,
+        dim_head: int,
+        mlp_dim: int,
+        dropout: float = 0.0,
+        locality: bool = False,
+    ):
         super().__init__()
         self.layers = nn.ModuleList(
             nn.ModuleList(
                 [
-                    PreNorm(dim, Attention(dim, heads=heads, dim_head=dim_head, dropout=dropout)),
+                    PreNorm(dim, Attention(dim, heads=heads, dim_head=dim_head, dropout=dropout, locality=locality)),
                     PreNorm(dim, FeedForward(dim, mlp_dim, dropout=dropout)),
                 ]
             )
@@ -145,16 +195,23 @@ class ViT(nn.Module):
     def __init__(self, config: ViTConfig):
         super().__init__()
         self.config = c = config
-        patch_dim = c.channels * c.patch_size**2
-        self.to_patch_embedding = nn.Sequential(
-            Rearrange("b c (h p1) (w p2) -> b (h w) (p1 p2 c)", p1=c.patch_size, p2=c.patch_size),
-            nn.Linear(patch_dim, c.dim),
-        )
+        if c.shifted_patches:
+            self.to_patch_embedding = ShiftedPatchEmbedding(c.channels, c.patch_size, c.dim)
+        else:
+            self.to_patch_embedding = nn.Sequential(
+                Rearrange("b c (h p1) (w p2) -> b (h w) (p1 p2 c)", p1=c.patch_size, p2=c.patch_size),
+                nn.Linear(c.channels * c.patch_size**2, c.dim),
+            )
         self.pos_embedding = nn.Parameter(torch.randn(1, c.num_patches + 1, c.dim))
         self.cls_token = nn.Parameter(torch.randn(1, 1, c.dim))
         self.dropout = nn.Dropout(c.emb_dropout)
-        self.transformer = Transformer(c.dim, c.depth, c.heads, c.dim_head, c.mlp_dim, c.dropout)
+        self.transformer = Transformer(c.dim, c.depth, c.heads, c.dim_head, c.mlp_dim, c.dropout, c.locality_attention)
         self.mlp_head = nn.Sequential(nn.LayerNorm(c.dim), nn.Linear(c.dim, c.num_classes))
+
+    def patches(self, img: torch.Tensor) -> torch.Tensor:
+        """The flattened patch vectors the patch embedding projects: (b, num_patches, values per patch)."""
+        embedding = self.to_patch_embedding
+        return embedding.patches(img) if isinstance(embedding, ShiftedPatchEmbedding) else embedding[0](img)
 
     def embed(self, img: torch.Tensor) -> torch.Tensor:
         """Eq. 1: z0 = [x_class; x_p^1 E; ...; x_p^N E] + E_pos."""

@@ -1,6 +1,7 @@
 """The ViT: the seed preset's torchinfo table, shapes, patchify, attention, names, configs."""
 
 import re
+from dataclasses import replace
 
 import pytest
 import torch
@@ -90,7 +91,7 @@ def test_parameter_breakdown_adds_up_to_the_total():
     parts = parameter_breakdown(model)
     assert sum(parts.values()) == 5_436_678
     assert parts["[CLS] token + position embeddings"] == 9_792
-    assert parts["patch embedding (Linear)"] == 3_264
+    assert parts["patch embedding"] == 3_264
     assert parts["block 0: attention (with its LayerNorm)"] == 393_408 + 384
 
 
@@ -108,7 +109,7 @@ def test_every_preset_trains_forward_and_backward(name):
 
 def test_patchify_puts_pixel_r_c_into_patch_r_over_p_c_over_p():
     config = ViTConfig(image_size=12, patch_size=3, dim=8, depth=1, heads=2, dim_head=4, mlp_dim=8)
-    patchify = build_model(config).to_patch_embedding[0]
+    patchify = build_model(config).patches
     image = torch.arange(144.0).reshape(1, 1, 12, 12)  # pixel (r, c) holds 12 r + c
     tokens = patchify(image)[0]
     assert tokens.shape == (16, 9)
@@ -142,6 +143,48 @@ def test_attention_matches_a_matmul_softmax_reference(return_attn):
     else:
         out = attn(x)
     torch.testing.assert_close(out, expected)
+
+
+@pytest.mark.parametrize("return_attn", [False, True])
+def test_locality_attention_masks_the_diagonal_and_uses_its_learned_temperature(return_attn):
+    torch.manual_seed(0)
+    attn = Attention(dim=20, heads=3, dim_head=8, locality=True).eval()
+    with torch.no_grad():
+        attn.temperature.fill_(0.7)  # not the 1/sqrt(d) it starts at, so a fixed scale would differ
+    x = torch.randn(2, 7, 20)
+    qkv = x @ attn.to_qkv.weight.T
+    q, k, v = (t.reshape(2, 7, 3, -1).transpose(1, 2) for t in qkv.chunk(3, dim=-1))
+    scores = (q @ k.transpose(-1, -2) * torch.e**0.7).masked_fill(torch.eye(7, dtype=torch.bool), float("-inf"))
+    expected_weights = scores.softmax(-1)
+    expected = attn.to_out((expected_weights @ v).transpose(1, 2).reshape(2, 7, -1))
+    if return_attn:
+        out, weights = attn(x, return_attn=True)
+        torch.testing.assert_close(weights, expected_weights)
+        assert weights.diagonal(dim1=-2, dim2=-1).abs().max() == 0
+    else:
+        out = attn(x)
+    torch.testing.assert_close(out, expected)
+    out.sum().backward()
+    assert attn.temperature.grad is not None and attn.temperature.grad != 0
+
+
+def test_shifted_patches_let_a_token_see_past_its_patch_edge():
+    config = ViTConfig(image_size=12, patch_size=4, dim=8, depth=1, heads=2, dim_head=4, mlp_dim=8)
+    plain_model, spt_model = build_model(config, seed=0), build_model(replace(config, shifted_patches=True), seed=0)
+    plain, spt = plain_model.to_patch_embedding, spt_model.to_patch_embedding
+    image = torch.randn(1, 1, 12, 12)
+    values = spt_model.patches(image)
+    assert values.shape == (1, 9, 5 * 16)  # the patch and its four shifted copies, stacked as channels
+    assert torch.equal(values[..., ::5], plain_model.patches(image))  # channel 0 is the unshifted image
+    image = torch.zeros(1, 1, 12, 12)
+    nudged = image.clone()
+    nudged[0, 0, 4, 4] = 1.0  # the top-left pixel of patch (1, 1), two pixels (half a patch) from patch (0, 0)
+    for embed, sees_it in ((plain, False), (spt, True)):
+        tokens, moved = embed(image), embed(nudged)
+        assert tokens.shape == (1, 9, 8)  # still one token per patch
+        assert not torch.equal(tokens[0, 4], moved[0, 4])
+        assert (not torch.equal(tokens[0, 0], moved[0, 0])) == sees_it
+        assert torch.equal(tokens[0, 8], moved[0, 8])  # the far corner sees nothing of it either way
 
 
 def test_forward_features_returns_one_attention_map_per_block():
