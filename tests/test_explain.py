@@ -2,6 +2,7 @@
 
 import io
 
+import pytest
 import torch
 
 from labkit import explain, sweep
@@ -39,8 +40,9 @@ def test_confusion_matrix_rows_are_true_classes():
     assert confusion_matrix(pred, labels, 3).tolist() == [[1, 0, 0], [1, 1, 0], [0, 1, 1]]
 
 
-def test_the_shipped_sweep_table_has_every_variant_the_notebook_reads():
-    table = sweep.read_table()
+@pytest.mark.parametrize("hard", [False, True])
+def test_the_shipped_sweep_tables_have_every_variant_the_notebook_reads(hard):
+    table = sweep.read_table(hard=hard)
     assert [r["variant"] for r in table] == [v.name for v in sweep.FULL_SWEEP]
     assert set(table[0]) == set(sweep.COLUMNS)
     assert all(0 < float(r["val_accuracy"]) <= 1 and int(r["params"]) > 0 for r in table)
