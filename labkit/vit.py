@@ -65,6 +65,11 @@ class ViTConfig:
         return (self.image_size // self.patch_size) ** 2
 
 
+def patchify(patch_size: int) -> Rearrange:
+    """Cuts (b, c, H, W) images into a row-by-row sequence of flattened p x p patches: (b, N, p * p * c)."""
+    return Rearrange("b c (h p1) (w p2) -> b (h w) (p1 p2 c)", p1=patch_size, p2=patch_size)
+
+
 class PreNorm(nn.Module):
     """LayerNorm before the wrapped sub-layer (pre-norm, as in the paper's Eq. 2-3)."""
 
@@ -86,7 +91,7 @@ class ShiftedPatchEmbedding(nn.Module):
         super().__init__()
         self.shift = max(1, patch_size // 2)
         patch_dim = 5 * channels * patch_size**2
-        self.patchify = Rearrange("b c (h p1) (w p2) -> b (h w) (p1 p2 c)", p1=patch_size, p2=patch_size)
+        self.patchify = patchify(patch_size)
         self.to_tokens = nn.Sequential(nn.LayerNorm(patch_dim), nn.Linear(patch_dim, dim))
 
     def patches(self, img: torch.Tensor) -> torch.Tensor:
@@ -199,7 +204,7 @@ class ViT(nn.Module):
             self.to_patch_embedding = ShiftedPatchEmbedding(c.channels, c.patch_size, c.dim)
         else:
             self.to_patch_embedding = nn.Sequential(
-                Rearrange("b c (h p1) (w p2) -> b (h w) (p1 p2 c)", p1=c.patch_size, p2=c.patch_size),
+                patchify(c.patch_size),
                 nn.Linear(c.channels * c.patch_size**2, c.dim),
             )
         self.pos_embedding = nn.Parameter(torch.randn(1, c.num_patches + 1, c.dim))
