@@ -1,0 +1,46 @@
+"""The CUDA path (Colab, a lab GPU): the same numbers as on the CPU, and a GPU run that leaves nothing on the GPU.
+
+Skipped where no CUDA GPU is found, as on CI; on a GPU machine run `pytest tests/test_cuda.py`.
+"""
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from labkit.checkpoint import load_checkpoint
+from labkit.evaluation import evaluate_checkpoint
+from labkit.presets import build_model, fit_to_data, get_preset
+from labkit.run import train_run
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
+
+
+@pytest.mark.parametrize("locality", [False, True], ids=["fast", "fast + locality attention"])
+def test_the_gpu_computes_what_the_cpu_computes(locality):
+    model = build_model(fit_to_data(replace(get_preset("fast").model, locality_attention=locality), 6), seed=0)
+    x = torch.randn(8, 1, 28, 28)
+    expected = model(x)
+    expected.square().sum().backward()
+    expected_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad(set_to_none=True)
+
+    model.cuda()
+    out = model(x.cuda())
+    out.square().sum().backward()
+    torch.testing.assert_close(out.cpu(), expected, atol=1e-4, rtol=1e-4)
+    for p, grad in zip(model.parameters(), expected_grads, strict=True):
+        torch.testing.assert_close(p.grad.cpu(), grad, atol=1e-4, rtol=1e-3)
+    with torch.no_grad():  # the explicit path that returns the weights agrees with the fused kernel on the GPU too
+        tokens, maps = model.forward_features(x.cuda(), return_attn=True)
+        torch.testing.assert_close(model.forward_head(tokens), model(x.cuda()), atol=1e-5, rtol=1e-5)
+    assert maps[0].is_cuda
+
+
+def test_a_gpu_run_returns_a_cpu_model_and_a_checkpoint_that_scores_the_same_on_the_cpu(builtin, tmp_path):
+    run = train_run(builtin, epochs=2, device="cuda", out_dir=tmp_path, progress=False)
+    assert all(not p.is_cuda for p in run.model.parameters())  # the notebooks go on with CPU tensors
+    saved = load_checkpoint(run.path)
+    assert all(not t.is_cuda for t in saved["model_state"].values())
+    rescored = evaluate_checkpoint(run.path)
+    assert rescored.accuracy == pytest.approx(run.test_accuracy, abs=2 / len(builtin.test))  # float noise: ≤ 2 images
