@@ -2,6 +2,7 @@
 
     pip install -r benchmarks/requirements.txt
     python benchmarks/run.py [--quick] [--resume] [--readme]
+    python benchmarks/run.py --throughput-only --device cuda [--readme]   # on a GPU machine
 
 Prints one table per data set: parameters, test accuracy (final epoch, mean ± std over seeds), wall seconds and
 training images per second; then the training throughput of labkit's ViT against vit_pytorch.ViT at the same dims.
@@ -122,27 +123,67 @@ def key(row: Row, set_name: str, fingerprint: str, seed: int, where: dict) -> st
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def throughput(c: ViTConfig, steps: int, rounds: int = 5, batch: int = 64) -> tuple[float, float]:
+def throughput(c: ViTConfig, steps: int, rounds: int = 5, batch: int = 64, device: str = "cpu") -> tuple[float, float]:
     """Median training images/s of labkit's ViT with config ``c`` and of vit_pytorch.ViT at its dims and number
     of tokens (always the paper's plain patches and attention), interleaved runs."""
     models = {
-        "labkit": build_model(c, 0),
-        "vit_pytorch": vit_pytorch_model(c),
+        "labkit": build_model(c, 0).to(device),
+        "vit_pytorch": vit_pytorch_model(c).to(device),
     }
-    x, y = torch.randn(batch, c.channels, c.image_size, c.image_size), torch.randint(0, c.num_classes, (batch,))
+    x = torch.randn(batch, c.channels, c.image_size, c.image_size, device=device)
+    y = torch.randint(0, c.num_classes, (batch,), device=device)
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else lambda: None  # GPU work is async
+    optimizers = {name: torch.optim.AdamW(model.train().parameters()) for name, model in models.items()}
+
+    def train_steps(name: str, n: int) -> None:
+        for _ in range(n):
+            loss = torch.nn.functional.cross_entropy(models[name](x), y)
+            optimizers[name].zero_grad()
+            loss.backward()
+            optimizers[name].step()
+
+    for name in models:  # one untimed step each: allocator, kernel choice, optimizer state
+        train_steps(name, 1)
     rates = {name: [] for name in models}
     for _ in range(rounds):
-        for name, model in models.items():
-            optimizer = torch.optim.AdamW(model.parameters())
-            model.train()
+        for name in models:
+            sync()
             start = time.perf_counter()
-            for _ in range(steps):
-                loss = torch.nn.functional.cross_entropy(model(x), y)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
+            train_steps(name, steps)
+            sync()
             rates[name].append(batch * steps / (time.perf_counter() - start))
     return statistics.median(rates["labkit"]), statistics.median(rates["vit_pytorch"])
+
+
+def throughput_table(device: str) -> list[str]:
+    """labkit's ViT against vit_pytorch.ViT in training images/s, at the fast and the seed preset's dims."""
+    on_gpu = torch.device(device).type != "cpu"
+    # A CPU step at the seed's dims takes ~2 s on 2 cores; a GPU step takes milliseconds and is bound by kernel
+    # launches, which jitter, so GPU runs are longer and more.
+    steps = {"fast": 100, "seed": 100} if on_gpu else {"fast": 8, "seed": 2}
+    rounds = 15 if on_gpu else 5
+    lines = [f"**Training throughput on the {'GPU' if on_gpu else 'CPU'}** (batch 64, median of {rounds} interleaved "
+             f"runs of {steps['fast']} steps, {steps['seed']} at the seed's dims; same dims and tokens):", "",
+             "| dims | labkit img/s | vit_pytorch img/s | ratio |", "|---|---:|---:|---:|"]  # fmt: skip
+    fast, plain = get_preset("fast").model, {"shifted_patches": False, "locality_attention": False}
+    for dims, config, n in (
+        ("fast, plain ViT (the same model as vit_pytorch's)", replace(fast, **plain), steps["fast"]),
+        ("fast as trained (+ shifted patches, against plain vit_pytorch)", fast, steps["fast"]),
+        ("seed", get_preset("seed").model, steps["seed"]),
+    ):
+        ours, theirs = throughput(config, n, rounds, device=device)
+        lines.append(f"| {dims} | {ours:.0f} | {theirs:.0f} | {ours / theirs:.2f}× |")
+    return lines + [""]
+
+
+def write_readme_block(name: str, lines: list[str]) -> None:
+    """Replace what README.md holds between ``<!-- name:start -->`` and ``<!-- name:end -->``."""
+    text = README.read_text()
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    if start not in text or end not in text:
+        raise SystemExit(f"error: README.md has no {start} ... {end} block; add one where the table should go")
+    head, rest = text.split(start)
+    README.write_text(head + start + "\n" + "\n".join(lines).strip() + "\n" + end + rest.split(end)[1])
 
 
 def fmt(results: list[dict], row: Row, seeds: int) -> str:
@@ -168,7 +209,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", help="comma-separated row-name prefixes to run (default: all)")
     parser.add_argument("--cached-only", action="store_true", help="train nothing: tables from the cache")
     parser.add_argument("--no-throughput", action="store_true", help="skip the throughput comparison")
+    parser.add_argument("--throughput-only", action="store_true", help="only the throughput comparison, on --device")
+    parser.add_argument("--device", default="cpu", help="where --throughput-only runs (cuda for a GPU; default cpu)")
     args = parser.parse_args(argv)
+    if args.throughput_only:
+        device = torch.device(args.device)
+        name = torch.cuda.get_device_name(device) if device.type == "cuda" else machine()["cpu"]
+        lines = [f"Device: {name}, torch {torch.__version__}, {time.strftime('%Y-%m-%d')}.", ""]
+        lines += throughput_table(args.device)
+        print("\n".join(lines))
+        if args.readme:
+            write_readme_block(f"throughput-{device.type}", lines)
+        return 0
     seeds = range(1 if args.quick else args.seeds)
     where = machine()
     cache = json.loads(CACHE.read_text()) if CACHE.is_file() else {}
@@ -204,24 +256,10 @@ def main(argv: list[str] | None = None) -> int:
             print(lines[-1], file=sys.stderr, flush=True)
         lines.append("")
     if not args.no_throughput:
-        lines += ["**Training throughput** (batch 64, median of 5 interleaved runs of 8 steps, 2 at the seed's dims; "
-                  "same dims and tokens):", "",
-                  "| dims | labkit img/s | vit_pytorch img/s | ratio |", "|---|---:|---:|---:|"]  # fmt: skip
-        fast, plain = get_preset("fast").model, {"shifted_patches": False, "locality_attention": False}
-        for dims, config, steps in (
-            ("fast, plain ViT (the same model as vit_pytorch's)", replace(fast, **plain), 8),
-            ("fast as trained (+ shifted patches, against plain vit_pytorch)", fast, 8),
-            ("seed", get_preset("seed").model, 2),  # the seed's dims take ~2 s a step on 2 cores
-        ):
-            ours, theirs = throughput(config, steps)
-            lines.append(f"| {dims} | {ours:.0f} | {theirs:.0f} | {ours / theirs:.2f}× |")
-    table = "\n".join(lines)
-    print(table)
+        lines += throughput_table("cpu")
+    print("\n".join(lines))
     if args.readme:
-        text = README.read_text()
-        start, end = "<!-- benchmark:start -->", "<!-- benchmark:end -->"
-        head, rest = text.split(start)
-        README.write_text(head + start + "\n" + table + "\n" + end + rest.split(end)[1])
+        write_readme_block("benchmark", lines)
     return 0
 
 
