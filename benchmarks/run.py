@@ -212,8 +212,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--throughput-only", action="store_true", help="only the throughput comparison, on --device")
     parser.add_argument("--device", default="cpu", help="where --throughput-only runs (cuda for a GPU; default cpu)")
     args = parser.parse_args(argv)
+    if args.device != "cpu" and not args.throughput_only:
+        parser.error("--device applies to --throughput-only; the accuracy rows train on the CPU, so wall times compare")
     if args.throughput_only:
-        device = torch.device(args.device)
+        try:
+            device = torch.device(args.device)
+        except RuntimeError:
+            parser.error(f"--device {args.device!r} is not a device torch knows; use cpu or cuda")
+        if device.type == "cuda" and not torch.cuda.is_available():
+            parser.error("--device cuda: no CUDA GPU found here; run it on a GPU machine, or leave --device out")
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else machine()["cpu"]
         lines = [f"Device: {name}, torch {torch.__version__}, {time.strftime('%Y-%m-%d')}.", ""]
         lines += throughput_table(args.device)
