@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from labkit import sweep
 from labkit.data import DataConfig, load_data
 from labkit.errors import LabError
 from labkit.presets import build_model, config_to_dict, fit_to_data, get_preset
@@ -39,13 +40,7 @@ from labkit.vit import ViTConfig
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / "results" / "cache.json"
 README = HERE.parent / "README.md"
-FASHION = "/usr/share/datasets/fashion-mnist"
-SETS = {
-    "built-in (MNIST 0-5 × 300)": DataConfig(),
-    "hard (Fashion-MNIST 0-5 × 300)": DataConfig(
-        source=f"fashionmnist:{FASHION}", classes=tuple(range(6)), per_class=300
-    ),  # fmt: skip
-}
+SETS = {"built-in (MNIST 0-5 × 300)": DataConfig(), "hard (Fashion-MNIST 0-5 × 300)": sweep.HARD}
 SEED_RECIPE = TrainConfig(epochs=20, optimizer="adam", lr=3e-4, weight_decay=0.0, warmup_epochs=0,
                           schedule="constant", label_smoothing=0.0, augment="none")  # fmt: skip
 

@@ -103,9 +103,14 @@ def write_table(rows: list[dict], path: str | Path) -> None:
         writer.writerows(rows)
 
 
+def shipped(hard: bool = False):
+    """Where labkit keeps the full-sweep table of the built-in set, or with ``hard`` of the hard set."""
+    return resources.files("labkit") / "results" / (SHIPPED_HARD if hard else SHIPPED)
+
+
 def read_table(path: str | Path | None = None, hard: bool = False) -> list[dict]:
-    """A shipped full-sweep table (the built-in set's, or with ``hard`` the hard set's), or the one at ``path``."""
-    source = resources.files("labkit") / "results" / (SHIPPED_HARD if hard else SHIPPED) if path is None else Path(path)
+    """A shipped full-sweep table (see ``shipped``), or the one at ``path``."""
+    source = shipped(hard) if path is None else Path(path)
     with source.open() as f:
         return list(csv.DictReader(f))
 
@@ -115,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hard", action="store_true", help="sweep the hard set (Fashion-MNIST 0-5 x 300)")
     parser.add_argument("--out", help="where to write the table (default: the shipped one for the set)")
     args = parser.parse_args(argv)
-    out = args.out or str(resources.files("labkit") / "results" / (SHIPPED_HARD if args.hard else SHIPPED))
+    out = args.out or str(shipped(args.hard))
     data = load_data(replace(HARD if args.hard else DataConfig(), val_fraction=0.2))
     rows = run_sweep(FULL_SWEEP, data, out=sys.stdout)
     write_table(rows, out)
