@@ -2,9 +2,10 @@
 
 Reads top to bottom like the paper's Eq. 1-4: patchify, embed each patch linearly, prepend a
 learned [CLS] token, add learned position embeddings, run pre-norm Transformer blocks, classify
-from the final [CLS] state. Module classes, nesting and parameter names follow the lab's
-reference model (vit-pytorch's earlier pre-norm ViT), so a state dict saved by the lab's own
-code loads into the ``seed`` preset.
+from the final [CLS] state. The patch embedding's cut is the plain one, SPT's shifted one, or the
+paper's hybrid (§3.1) conv stem, whose feature map is read as 1x1 patches; the rest is the same.
+Module classes, nesting and parameter names follow the lab's reference model (vit-pytorch's earlier
+pre-norm ViT), so a state dict saved by the lab's own code loads into the ``seed`` preset.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from einops import rearrange, repeat
 from einops.layers.torch import Rearrange
 from torch import nn
 
+from labkit.cnn import conv_bn_relu
 from labkit.errors import LabError
 
 
@@ -36,19 +38,11 @@ class ViTConfig:
     emb_dropout: float = 0.1  # on the token sequence, after position embeddings
     shifted_patches: bool = False  # SPT (Lee et al. 2021): tokens also see their neighbours, a locality prior
     locality_attention: bool = False  # LSA (Lee et al. 2021): learned temperature, no token attends to itself
+    conv_stem: int = 0  # > 0: the paper's hybrid (§3.1), a conv stem of this width cuts the "patches"
 
     def __post_init__(self) -> None:
-        for name in (
-            "image_size",
-            "patch_size",
-            "channels",
-            "num_classes",
-            "dim",
-            "depth",
-            "heads",
-            "dim_head",
-            "mlp_dim",
-        ):
+        for name in ("image_size", "patch_size", "channels", "num_classes", "dim", "depth", "heads", "dim_head",
+                     "mlp_dim"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise LabError(f"invalid ViT config: {name}={getattr(self, name)} must be at least 1")
         if self.image_size % self.patch_size:
@@ -59,15 +53,75 @@ class ViTConfig:
         for name in ("dropout", "emb_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise LabError(f"invalid ViT config: {name}={getattr(self, name)} must be in [0, 1)")
+        if self.conv_stem < 0 or (self.conv_stem and self.patch_size not in STEM_STAGES):
+            raise LabError(
+                f"invalid ViT config: a conv stem (conv_stem={self.conv_stem}) needs conv_stem >= 0 and patch_size "
+                f"1, 2 or 4 (its stride-2 stages), not {self.patch_size}"
+            )
+        if self.conv_stem and self.shifted_patches:
+            raise LabError("invalid ViT config: choose a conv stem or shifted patches, not both")
 
     @property
     def num_patches(self) -> int:
         return (self.image_size // self.patch_size) ** 2
 
+    @property
+    def grid(self) -> int:
+        """Patches per side: tokens are laid out on a grid x grid square, row by row."""
+        return self.image_size // self.patch_size
+
+
+STEM_STAGES = {1: 0, 2: 1, 4: 2}  # conv-stem stride -> number of (max-pool, conv) stages after the first conv
+
 
 def patchify(patch_size: int) -> Rearrange:
     """Cuts (b, c, H, W) images into a row-by-row sequence of flattened p x p patches: (b, N, p * p * c)."""
     return Rearrange("b c (h p1) (w p2) -> b (h w) (p1 p2 c)", p1=patch_size, p2=patch_size)
+
+
+class ShiftedPatches(nn.Module):
+    """SPT's cut (Lee et al., "Vision Transformer for Small-Size Datasets", 2021): the image and four copies
+    shifted half a patch diagonally are stacked as channels before patching, so each patch vector also carries
+    the edges of its neighbours: (b, N, 5 * p * p * c). One token per patch, as in the plain cut."""
+
+    def __init__(self, patch_size: int):
+        super().__init__()
+        self.shift = max(1, patch_size // 2)
+        self.patchify = patchify(patch_size)
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        s = self.shift
+        # F.pad with a negative amount crops: each copy moves s pixels along one diagonal, zero-filled.
+        shifted = (F.pad(img, pad) for pad in ((s, -s, s, -s), (-s, s, s, -s), (s, -s, -s, s), (-s, s, -s, s)))
+        return self.patchify(torch.cat((img, *shifted), dim=1))
+
+
+class ConvStem(nn.Module):
+    """The hybrid's cut (paper §3.1): a small CNN whose feature map, read as 1x1 patches, gives one
+    ``width``-long vector per location: (b, (H / stride) * (W / stride), width)."""
+
+    def __init__(self, channels: int, width: int, stride: int):
+        super().__init__()
+        layers = conv_bn_relu(channels, width)
+        for _ in range(STEM_STAGES[stride]):
+            layers += [nn.MaxPool2d(2), *conv_bn_relu(width, width)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        return rearrange(self.net(img), "b c h w -> b (h w) c")
+
+
+def patch_embedding(c: ViTConfig) -> nn.Sequential:
+    """Eq. 1's x_p E: first cut the image into patch vectors, then project each to ``dim``. The cut is always
+    element 0, so ``ViT.patches`` reads it without knowing which kind it is. The plain one is the lab's
+    ``Sequential(Rearrange, Linear)``, with its torchinfo rows and parameter names."""
+    if c.conv_stem:
+        return nn.Sequential(ConvStem(c.channels, c.conv_stem, c.patch_size), nn.Linear(c.conv_stem, c.dim))
+    if c.shifted_patches:
+        patch_dim = 5 * c.channels * c.patch_size**2
+        # SPT normalises the stacked patch before projecting it (Lee et al., Eq. 3).
+        return nn.Sequential(ShiftedPatches(c.patch_size), nn.LayerNorm(patch_dim), nn.Linear(patch_dim, c.dim))
+    return nn.Sequential(patchify(c.patch_size), nn.Linear(c.channels * c.patch_size**2, c.dim))
 
 
 class PreNorm(nn.Module):
@@ -78,31 +132,8 @@ class PreNorm(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.fn = fn
 
-    def forward(self, x: torch.Tensor, **kwargs) -> torch.Tensor:
-        return self.fn(self.norm(x), **kwargs)
-
-
-class ShiftedPatchEmbedding(nn.Module):
-    """SPT (Lee et al., "Vision Transformer for Small-Size Datasets", 2021): the image and four copies shifted
-    half a patch diagonally are stacked as channels before patching, so each token also carries the edges of
-    its neighbours. It keeps one token per patch and costs one wider Linear."""
-
-    def __init__(self, channels: int, patch_size: int, dim: int):
-        super().__init__()
-        self.shift = max(1, patch_size // 2)
-        patch_dim = 5 * channels * patch_size**2
-        self.patchify = patchify(patch_size)
-        self.to_tokens = nn.Sequential(nn.LayerNorm(patch_dim), nn.Linear(patch_dim, dim))
-
-    def patches(self, img: torch.Tensor) -> torch.Tensor:
-        """(b, num_patches, 5 * p * p * c): each patch of the image and of its four shifted copies."""
-        s = self.shift
-        # F.pad with a negative amount crops: each copy moves s pixels along one diagonal, zero-filled.
-        shifted = (F.pad(img, pad) for pad in ((s, -s, s, -s), (-s, s, s, -s), (s, -s, -s, s), (-s, s, -s, s)))
-        return self.patchify(torch.cat((img, *shifted), dim=1))
-
-    def forward(self, img: torch.Tensor) -> torch.Tensor:
-        return self.to_tokens(self.patches(img))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(self.norm(x))
 
 
 class FeedForward(nn.Module):
@@ -124,7 +155,10 @@ class Attention(nn.Module):
     """Multi-head self-attention: heads attend in parallel on split projections, then are
     concatenated and projected back to ``dim``. With ``locality`` it is LSA (Lee et al., 2021): the
     softmax temperature is learned and the diagonal is masked, so attention cannot stay on the token itself
-    and sharpens where small data would leave it flat."""
+    and sharpens where small data would leave it flat.
+
+    ``forward`` runs PyTorch's fused kernel (SDPA), which never materialises the weights; ``weights``
+    computes them explicitly from the same projections, for the QA notebook's attention maps."""
 
     def __init__(self, dim: int, heads: int = 8, dim_head: int = 64, dropout: float = 0.0, locality: bool = False):
         super().__init__()
@@ -135,29 +169,26 @@ class Attention(nn.Module):
         self.to_out = nn.Sequential(nn.Linear(heads * dim_head, dim), nn.Dropout(dropout))
         self.temperature = nn.Parameter(torch.tensor(math.log(self.scale))) if locality else None
 
-    def forward(self, x: torch.Tensor, return_attn: bool = False):
+    def _qkv(self, x: torch.Tensor):
+        """Queries, keys and values (b, heads, n, dim_head), the score scale and the mask of allowed pairs
+        (None: all). LSA's learned scale is a tensor, which SDPA does not take, so it goes into the queries."""
         q, k, v = (rearrange(t, "b n (h d) -> b h n d", h=self.heads) for t in self.to_qkv(x).chunk(3, dim=-1))
-        scale = self.scale if self.temperature is None else self.temperature.exp()
-        # True where attention is allowed: everywhere, or (LSA) everywhere but the diagonal.
-        allowed = None if self.temperature is None else ~torch.eye(x.shape[1], dtype=torch.bool, device=x.device)
-        if return_attn:
-            # The fused kernel never materialises the weights, so compute them explicitly here.
-            scores = q @ k.transpose(-1, -2) * scale
-            attn = (scores if allowed is None else scores.masked_fill(~allowed, float("-inf"))).softmax(dim=-1)
-            out = F.dropout(attn, self.dropout, self.training) @ v
-        else:
-            attn = None
-            # SDPA takes the scale as a number, so a learned one is applied to q instead.
-            out = F.scaled_dot_product_attention(
-                q if allowed is None else q * scale,
-                k,
-                v,
-                attn_mask=allowed,
-                dropout_p=self.dropout if self.training else 0.0,
-                scale=None if allowed is None else 1.0,
-            )
-        out = self.to_out(rearrange(out, "b h n d -> b n (h d)"))
-        return (out, attn) if return_attn else out
+        if self.temperature is None:
+            return q, k, v, self.scale, None
+        allowed = ~torch.eye(x.shape[1], dtype=torch.bool, device=x.device)  # LSA: no token attends to itself
+        return q * self.temperature.exp(), k, v, 1.0, allowed
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v, scale, allowed = self._qkv(x)
+        dropout = self.dropout if self.training else 0.0
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout, scale=scale)
+        return self.to_out(rearrange(out, "b h n d -> b n (h d)"))
+
+    def weights(self, x: torch.Tensor) -> torch.Tensor:
+        """The attention weights ``forward`` applies (before dropout): (b, heads, n, n), each row summing to 1."""
+        q, k, _, scale, allowed = self._qkv(x)
+        scores = q @ k.transpose(-1, -2) * scale
+        return (scores if allowed is None else scores.masked_fill(~allowed, float("-inf"))).softmax(dim=-1)
 
 
 class Transformer(nn.Module):
@@ -182,31 +213,19 @@ class Transformer(nn.Module):
             for _ in range(depth)
         )
 
-    def forward(self, x: torch.Tensor, return_attn: bool = False):
-        """Returns the tokens, and with ``return_attn`` also a list of (b, heads, n, n) weights per block."""
-        maps = []
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Eq. 2-3 per block: z' = MSA(LN(z)) + z, then z = MLP(LN(z')) + z'."""
         for attn, ff in self.layers:
-            if return_attn:
-                a, weights = attn(x, return_attn=True)
-                maps.append(weights)
-                x = a + x
-            else:
-                x = attn(x) + x
+            x = attn(x) + x
             x = ff(x) + x
-        return (x, maps) if return_attn else x
+        return x
 
 
 class ViT(nn.Module):
     def __init__(self, config: ViTConfig):
         super().__init__()
         self.config = c = config
-        if c.shifted_patches:
-            self.to_patch_embedding = ShiftedPatchEmbedding(c.channels, c.patch_size, c.dim)
-        else:
-            self.to_patch_embedding = nn.Sequential(
-                patchify(c.patch_size),
-                nn.Linear(c.channels * c.patch_size**2, c.dim),
-            )
+        self.to_patch_embedding = patch_embedding(c)
         self.pos_embedding = nn.Parameter(torch.randn(1, c.num_patches + 1, c.dim))
         self.cls_token = nn.Parameter(torch.randn(1, 1, c.dim))
         self.dropout = nn.Dropout(c.emb_dropout)
@@ -214,9 +233,8 @@ class ViT(nn.Module):
         self.mlp_head = nn.Sequential(nn.LayerNorm(c.dim), nn.Linear(c.dim, c.num_classes))
 
     def patches(self, img: torch.Tensor) -> torch.Tensor:
-        """The flattened patch vectors the patch embedding projects: (b, num_patches, values per patch)."""
-        embedding = self.to_patch_embedding
-        return embedding.patches(img) if isinstance(embedding, ShiftedPatchEmbedding) else embedding[0](img)
+        """The patch vectors the patch embedding projects: (b, num_patches, values per patch)."""
+        return self.to_patch_embedding[0](img)
 
     def embed(self, img: torch.Tensor) -> torch.Tensor:
         """Eq. 1: z0 = [x_class; x_p^1 E; ...; x_p^N E] + E_pos."""
@@ -228,9 +246,9 @@ class ViT(nn.Module):
         x = torch.cat((cls_tokens, x), dim=1) + self.pos_embedding
         return self.dropout(x)
 
-    def forward_features(self, img: torch.Tensor, return_attn: bool = False):
+    def forward_features(self, img: torch.Tensor) -> torch.Tensor:
         """Eq. 2-3: all tokens after the last block (b, 1 + num_patches, dim)."""
-        return self.transformer(self.embed(img), return_attn=return_attn)
+        return self.transformer(self.embed(img))
 
     def forward_head(self, tokens: torch.Tensor) -> torch.Tensor:
         """Eq. 4: y = LN(z_L^0), then a linear classifier on the [CLS] state."""

@@ -7,9 +7,11 @@ import pytest
 import torch
 
 from labkit.errors import LabError
-from labkit.presets import PRESETS, build_model, get_preset
+from labkit.explain import attention_maps
+from labkit.models import build_model, config_from_dict
+from labkit.presets import PRESETS, VIT_PRESETS, get_preset
 from labkit.summary import parameter_breakdown, summarize
-from labkit.vit import Attention, ViTConfig
+from labkit.vit import Attention, ConvStem, ViT, ViTConfig
 
 # The lab's reference table (torchinfo, depth 5, input (1, 1, 28, 28)): its first rows, as printed there.
 SEED_ROWS = """
@@ -130,23 +132,18 @@ def reference_attention(attn: Attention, x: torch.Tensor):
     return attn.to_out(out), weights
 
 
-@pytest.mark.parametrize("return_attn", [False, True])
-def test_attention_matches_a_matmul_softmax_reference(return_attn):
+def test_attention_and_its_weights_match_a_matmul_softmax_reference():
     torch.manual_seed(0)
     attn = Attention(dim=20, heads=3, dim_head=8).eval()  # heads * dim_head = 24 != dim
     x = torch.randn(2, 7, 20)
     expected, expected_weights = reference_attention(attn, x)
-    if return_attn:
-        out, weights = attn(x, return_attn=True)
-        torch.testing.assert_close(weights, expected_weights)
-        assert weights.shape == (2, 3, 7, 7)
-    else:
-        out = attn(x)
-    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(attn(x), expected)
+    weights = attn.weights(x)
+    assert weights.shape == (2, 3, 7, 7)
+    torch.testing.assert_close(weights, expected_weights)
 
 
-@pytest.mark.parametrize("return_attn", [False, True])
-def test_locality_attention_masks_the_diagonal_and_uses_its_learned_temperature(return_attn):
+def test_locality_attention_masks_the_diagonal_and_uses_its_learned_temperature():
     torch.manual_seed(0)
     attn = Attention(dim=20, heads=3, dim_head=8, locality=True).eval()
     with torch.no_grad():
@@ -157,12 +154,10 @@ def test_locality_attention_masks_the_diagonal_and_uses_its_learned_temperature(
     scores = (q @ k.transpose(-1, -2) * torch.e**0.7).masked_fill(torch.eye(7, dtype=torch.bool), float("-inf"))
     expected_weights = scores.softmax(-1)
     expected = attn.to_out((expected_weights @ v).transpose(1, 2).reshape(2, 7, -1))
-    if return_attn:
-        out, weights = attn(x, return_attn=True)
-        torch.testing.assert_close(weights, expected_weights)
-        assert weights.diagonal(dim1=-2, dim2=-1).abs().max() == 0
-    else:
-        out = attn(x)
+    weights = attn.weights(x)
+    torch.testing.assert_close(weights, expected_weights)
+    assert weights.diagonal(dim1=-2, dim2=-1).abs().max() == 0
+    out = attn(x)
     torch.testing.assert_close(out, expected)
     out.sum().backward()
     assert attn.temperature.grad is not None and attn.temperature.grad != 0
@@ -187,16 +182,43 @@ def test_shifted_patches_let_a_token_see_past_its_patch_edge():
         assert torch.equal(tokens[0, 8], moved[0, 8])  # the far corner sees nothing of it either way
 
 
-def test_forward_features_returns_one_attention_map_per_block():
-    model = build_model(get_preset("fast").model, seed=0).eval()
-    x = torch.randn(2, 1, 28, 28)
-    tokens, maps = model.forward_features(x, return_attn=True)
+@pytest.mark.parametrize("name", VIT_PRESETS)
+def test_every_vit_preset_has_the_same_token_interface(name):
+    """Patches, tokens, features and attention maps for every ViT preset, the hybrid included."""
+    model = build_model(get_preset(name).model, seed=0).eval()
     c = model.config
+    x = torch.randn(2, 1, 28, 28)
     n = c.num_patches + 1
-    assert tokens.shape == (2, n, c.dim)
-    assert len(maps) == c.depth and maps[0].shape == (2, c.heads, n, n)
-    torch.testing.assert_close(maps[0].sum(-1), torch.ones(2, c.heads, n))
+    assert model.patches(x).shape[:2] == (2, c.num_patches)
+    tokens = model.forward_features(x)
+    assert model.embed(x).shape == tokens.shape == (2, n, c.dim)
     torch.testing.assert_close(model.forward_head(tokens), model(x))
+    maps = attention_maps(model, x[0])
+    assert len(maps) == c.depth and maps[0].shape == (c.heads, n, n)
+    torch.testing.assert_close(maps[0].sum(-1), torch.ones(c.heads, n))
+
+
+def test_attention_maps_are_the_weights_each_block_applies():
+    """Recomputed by the hook from each block's own input: the first block's equal the weights of the embedded,
+    normalised image, computed by hand."""
+    model = build_model(get_preset("fast").model, seed=0).eval()
+    x = torch.randn(1, 1, 28, 28)
+    first = model.transformer.layers[0][0]
+    with torch.no_grad():
+        expected = first.fn.weights(first.norm(model.embed(x)))[0]
+    torch.testing.assert_close(attention_maps(model, x[0])[0], expected)
+    assert not any(m._forward_pre_hooks for m in model.modules()), "the hooks are removed afterwards"
+
+
+def test_hybrid_is_a_vit_whose_patch_embedding_is_a_conv_stem():
+    model = build_model(get_preset("hybrid").model, seed=0)
+    assert isinstance(model, ViT) and isinstance(model.to_patch_embedding[0], ConvStem)
+    assert model.patches(torch.randn(3, 1, 28, 28)).shape == (3, 49, 32)  # a 7x7 map of 32 stem channels
+
+
+def test_an_old_hybrid_checkpoint_config_is_refused_in_one_line():
+    with pytest.raises(LabError, match="saved by an older labkit"):
+        config_from_dict({"kind": "hybrid", "stem_width": 32, "downsample": 4})
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,65 @@
+"""What a model is in labkit, how to build one, and how its config is written into a checkpoint.
+
+Two kinds: the ViT (plain, with shifted patches, or the paper's hybrid with a conv stem; ``vit.py``) and the CNN
+baseline (``cnn.py``). A config is a frozen dataclass; ``config_to_dict`` / ``config_from_dict`` turn it into the
+plain dict a checkpoint stores and back, so a checkpoint rebuilds its model without any pickled class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+
+import torch
+from torch import nn
+
+from labkit.cnn import CNN, CNNConfig
+from labkit.errors import LabError
+from labkit.vit import ViT, ViTConfig
+
+ModelConfig = ViTConfig | CNNConfig
+MODEL_KINDS = {"vit": (ViTConfig, ViT), "cnn": (CNNConfig, CNN)}
+RETIRED_KINDS = {"hybrid": "the hybrid is now a ViT with a conv stem (conv_stem > 0)"}
+
+
+def model_kind(config: ModelConfig) -> str:
+    return next(kind for kind, (cls, _) in MODEL_KINDS.items() if isinstance(config, cls))
+
+
+def fit_to_data(config: ModelConfig, num_classes: int, image_size: int | None = None) -> ModelConfig:
+    """The config, resized to the data's number of classes (and image size, if given)."""
+    return replace(config, num_classes=num_classes, image_size=image_size or config.image_size)
+
+
+def build_model(config: ModelConfig, seed: int | None = None) -> nn.Module:
+    """A freshly initialised model; with ``seed``, the same weights every time."""
+    if seed is not None:
+        torch.manual_seed(seed)
+    return MODEL_KINDS[model_kind(config)][1](config)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """The model's parameters, as torchinfo's "Total params" counts them (buffers such as BatchNorm's excluded)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def config_to_dict(config: ModelConfig) -> dict:
+    return {"kind": model_kind(config), **asdict(config)}
+
+
+def config_from_dict(d: dict) -> ModelConfig:
+    if not isinstance(d, dict):
+        raise LabError(f"the stored model config is a {type(d).__name__}, not a dict; the file is not labkit's")
+    d = dict(d)
+    kind = d.pop("kind", "vit")
+    if kind in RETIRED_KINDS:
+        raise LabError(
+            f"this checkpoint was saved by an older labkit ({RETIRED_KINDS[kind]}); retrain it with this version"
+        )
+    if kind not in MODEL_KINDS:
+        raise LabError(f"unknown model kind {kind!r} in checkpoint; this labkit builds {', '.join(MODEL_KINDS)}")
+    try:
+        return MODEL_KINDS[kind][0](**d)
+    except TypeError as err:
+        raise LabError(
+            f"checkpoint config does not fit labkit's {kind} config ({err}); was it saved by another labkit version?"
+        ) from None
