@@ -10,12 +10,14 @@ import torch
 from labkit.checkpoint import load_checkpoint, model_from_checkpoint
 from labkit.data import DataConfig, LabData, load_data
 from labkit.errors import LabError
-from labkit.train import evaluate
+from labkit.metrics import evaluate
+from labkit.models import count_parameters
 
 
 @dataclass
 class Evaluation:
     checkpoint: dict
+    params: int  # of the rebuilt model
     accuracy: float  # re-measured on the test split
     loss: float
     test_size: int
@@ -23,14 +25,14 @@ class Evaluation:
 
     @property
     def stored_accuracy(self) -> float | None:
-        metrics = self.checkpoint.get("metrics")
+        metrics = self.checkpoint["metrics"]
         return metrics["test_accuracy"] if metrics else None
 
 
 def checkpoint_data(checkpoint: dict, source: str | None = None, **overrides) -> LabData:
     """The test data a checkpoint is scored on: its stored data settings, with ``source`` (and any
     ``classes`` / ``per_class`` given) replacing the stored ones; images normalised as in training."""
-    stored = (checkpoint.get("data") or {}).get("config")
+    stored = checkpoint["data"]["config"] if checkpoint["data"] else None
     if stored is None and source is None:
         raise LabError("this checkpoint stores no data settings (a bare state dict); pass --data SOURCE")
     config = DataConfig(**stored) if stored else DataConfig()
@@ -42,7 +44,7 @@ def checkpoint_data(checkpoint: dict, source: str | None = None, **overrides) ->
     if config.classes is not None:
         config = replace(config, classes=tuple(config.classes))
     data = load_data(config)
-    norm = checkpoint.get("normalization")
+    norm = checkpoint["normalization"]
     return replace(data, mean=norm["mean"], std=norm["std"]) if norm else data
 
 
@@ -58,8 +60,8 @@ def evaluate_checkpoint(path: str | Path, source: str | None = None, **overrides
         )
     with torch.inference_mode():
         loss, accuracy = evaluate(model, data.loader("test"))
-    result = Evaluation(checkpoint, accuracy, loss, len(data.test))
-    stored_fp = (checkpoint.get("data") or {}).get("test_fingerprint")
+    result = Evaluation(checkpoint, count_parameters(model), accuracy, loss, len(data.test))
+    stored_fp = checkpoint["data"]["test_fingerprint"] if checkpoint["data"] else None
     if stored_fp and stored_fp != data.test_fingerprint:
         result.warnings.append(
             "the test split differs from the one this checkpoint was scored on "
@@ -70,8 +72,3 @@ def evaluate_checkpoint(path: str | Path, source: str | None = None, **overrides
             f"stored accuracy {result.stored_accuracy * 100:.2f}% differs from the re-measured {accuracy * 100:.2f}%"
         )
     return result
-
-
-def confusion_matrix(pred: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Counts (true class, predicted class): row i holds where the images of class i went."""
-    return torch.bincount(labels * num_classes + pred, minlength=num_classes**2).reshape(num_classes, num_classes)

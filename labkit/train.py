@@ -1,4 +1,4 @@
-"""The training loop, printing the lab's log, and evaluation.
+"""The training loop, printing the lab's log (scores come from ``metrics.py``).
 
 The log matches the lab's reference run line for line::
 
@@ -19,13 +19,12 @@ from typing import TextIO
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from labkit.data import AUGMENTATIONS, LabData
 from labkit.errors import LabError
+from labkit.metrics import evaluate
 
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("constant", "cosine")
@@ -109,23 +108,6 @@ def make_optimizer(model: nn.Module, config: TrainConfig, steps_per_epoch: int):
         return 0.5 * (1.0 + np.cos(np.pi * (step - warmup) / max(1, total - warmup)))
 
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-@torch.no_grad()
-def predict(model: nn.Module, loader: DataLoader, device: torch.device | str = "cpu"):
-    """(logits, labels) over a whole loader, in eval mode."""
-    model.eval()
-    logits, labels = [], []
-    for x, y in loader:
-        logits.append(model(x.to(device)).float().cpu())
-        labels.append(y)
-    return torch.cat(logits), torch.cat(labels)
-
-
-def evaluate(model: nn.Module, loader: DataLoader, device: torch.device | str = "cpu") -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) without label smoothing, so every recipe is scored alike."""
-    logits, labels = predict(model, loader, device)
-    return F.cross_entropy(logits, labels).item(), (logits.argmax(1) == labels).float().mean().item()
 
 
 def fit(

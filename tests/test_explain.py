@@ -7,8 +7,9 @@ import torch
 
 from labkit import explain, sweep
 from labkit.data import DataConfig, load_data
-from labkit.evaluation import confusion_matrix
-from labkit.presets import build_model, get_preset
+from labkit.metrics import confusion_matrix
+from labkit.models import build_model
+from labkit.presets import get_preset
 
 
 def test_position_similarity_is_a_grid_of_cosine_maps():

@@ -1,0 +1,42 @@
+"""Predictions and scores: what a model says about a split, and how good that is.
+
+Every score is computed without label smoothing, so runs trained with different recipes are scored alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@torch.no_grad()
+def predict(model: nn.Module, batches: Iterable, device: torch.device | str = "cpu"):
+    """(logits, labels) over all ``(images, labels)`` batches, in eval mode, on the CPU."""
+    model.eval()
+    logits, labels = [], []
+    for x, y in batches:
+        logits.append(model(x.to(device)).float().cpu())
+        labels.append(y.cpu())
+    return torch.cat(logits), torch.cat(labels)
+
+
+def score(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy in [0, 1])."""
+    return F.cross_entropy(logits, labels).item(), accuracy(logits.argmax(1), labels)
+
+
+def evaluate(model: nn.Module, batches: Iterable, device: torch.device | str = "cpu") -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of ``model`` over the batches."""
+    return score(*predict(model, batches, device))
+
+
+def accuracy(pred: torch.Tensor, labels: torch.Tensor) -> float:
+    return (pred == labels).float().mean().item()
+
+
+def confusion_matrix(pred: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Counts (true class, predicted class): row i holds where the images of class i went."""
+    return torch.bincount(labels * num_classes + pred, minlength=num_classes**2).reshape(num_classes, num_classes)
