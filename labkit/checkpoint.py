@@ -1,8 +1,28 @@
 """One checkpoint file that rebuilds the model: weights, config, data identity, metrics.
 
-Saved atomically (temp file + rename), so a crash never leaves a broken file; loaded with
-``torch.load(weights_only=True)``, so loading never runs code from the file. A file from another
-run is never overwritten: it is kept under a timestamped name.
+A checkpoint is one plain dict (only str, numbers, lists, dicts and tensors inside, so ``torch.load`` reads it with
+``weights_only=True`` and never runs code from the file), made in one place, ``make_checkpoint``::
+
+    format           "labkit-checkpoint"
+    version          2
+    model_state      {parameter name: tensor}, on the CPU
+    model_config     {"kind": "vit" | "cnn", **the config's fields}: rebuilds the model (models.config_from_dict)
+    preset           the preset's name ("seed" for a bare state dict of the lab's reference model)
+    student_id       names the file: <student_id>_vit.pth
+    classes          class names, in label order
+    train_config     the recipe (train.TrainConfig's fields), or None where unknown (a bare state dict)
+    seed             the training seed, or None
+    normalization    {"mean", "std"} of the training pixels in [0, 1] units, or None
+    data             {"description", "config" (data.DataConfig's fields), "fingerprint", "test_fingerprint",
+                      "sizes": {"train", "val", "test"}}, or None
+    metrics          {"test_accuracy", "test_loss", "history" (train.History's fields)}, or None
+    run_fingerprint  hash of model config + recipe + seed + data: the same run, or None
+    versions         {"labkit", "torch", "torchvision", "python"} of the saving machine, or None
+    created          local time of saving, ISO 8601, or None
+
+A bare ``state_dict`` of the lab's reference model (what the lab's own code saves) is read into the same dict, with
+None wherever the file says nothing. Saved atomically (temp file + rename), so a crash never leaves a broken file.
+A file from another run is never overwritten: it is kept under a timestamped name.
 """
 
 from __future__ import annotations
@@ -19,7 +39,7 @@ import time
 import zipfile
 from dataclasses import asdict
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import torch
 import torchvision
@@ -28,11 +48,12 @@ from torch import nn
 from labkit import __version__
 from labkit.data import LabData
 from labkit.errors import LabError
-from labkit.presets import ModelConfig, build_model, config_from_dict, config_to_dict, get_preset
+from labkit.models import ModelConfig, build_model, config_from_dict, config_to_dict
 from labkit.train import History, TrainConfig
+from labkit.vit import ViTConfig
 
 FORMAT = "labkit-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: one checkpoint shape for every producer; SPT's parameters renamed (see _upgrade)
 
 
 def checkpoint_name(student_id: str) -> str:
@@ -49,41 +70,56 @@ def run_fingerprint(model: ModelConfig, train: TrainConfig, seed: int, data_fing
 
 
 def make_checkpoint(
-    model: nn.Module, *, preset: str, train: TrainConfig, seed: int, data: LabData, history: History, student_id: str
-) -> dict:
-    config = model.config
+    model_state: dict[str, torch.Tensor],
+    model_config: ModelConfig,
+    *,
+    preset: str,
+    student_id: str,
+    classes: list[str],
+    train: TrainConfig | None = None,
+    seed: int | None = None,
+    data: LabData | None = None,
+    history: History | None = None,
+) -> dict[str, Any]:
+    """The checkpoint dict (see the module doc); what the caller does not know is None."""
+    trained = train is not None and seed is not None and data is not None and history is not None
     return {
         "format": FORMAT,
         "version": VERSION,
-        "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "model_config": config_to_dict(config),
-        "train_config": asdict(train),
+        "model_state": {k: v.detach().cpu() for k, v in model_state.items()},
+        "model_config": config_to_dict(model_config),
         "preset": preset,
         "student_id": student_id,
+        "classes": list(classes),
+        "train_config": asdict(train) if train is not None else None,
         "seed": seed,
-        "classes": list(data.classes),
-        "normalization": {"mean": data.mean, "std": data.std},
+        "normalization": {"mean": data.mean, "std": data.std} if data is not None else None,
         "data": {
             "description": data.description,
             "config": asdict(data.config),
-            "split_seed": data.config.split_seed,
             "fingerprint": data.fingerprint,
             "test_fingerprint": data.test_fingerprint,
             "sizes": {"train": len(data.train), "val": len(data.val) if data.val else 0, "test": len(data.test)},
-        },
-        "run_fingerprint": run_fingerprint(config, train, seed, data.fingerprint),
+        }
+        if data is not None
+        else None,
+        "metrics": {
+            "test_accuracy": history.final_accuracy,
+            "test_loss": history.eval_loss[-1],
+            "history": history.to_dict(),
+        }
+        if history is not None
+        else None,
+        "run_fingerprint": run_fingerprint(model_config, train, seed, data.fingerprint) if trained else None,
         "versions": {
             "labkit": __version__,
             "torch": str(torch.__version__),
             "torchvision": str(torchvision.__version__),
             "python": platform.python_version(),
-        },
-        "metrics": {
-            "test_accuracy": history.final_accuracy,
-            "test_loss": history.eval_loss[-1],
-            "history": history.to_dict(),
-        },
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        if trained
+        else None,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z") if trained else None,
     }
 
 
@@ -147,7 +183,7 @@ def load_checkpoint(path: str | Path) -> dict:
             "save it again with torch.save"
         ) from None
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
-        return obj
+        return _checked(_upgrade(obj), path)
     if isinstance(obj, dict) and "cls_token" in obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         return _from_bare_state_dict(obj, path)
     raise LabError(
@@ -156,25 +192,55 @@ def load_checkpoint(path: str | Path) -> dict:
     )
 
 
+# Version 1 kept SPT's LayerNorm and Linear in a sub-module; version 2 puts every patch embedding's cut at index 0.
+_V1_NAMES = {
+    "to_patch_embedding.to_tokens.0.": "to_patch_embedding.1.",
+    "to_patch_embedding.to_tokens.1.": "to_patch_embedding.2.",
+}
+
+
+def _upgrade(checkpoint: dict) -> dict:
+    """A version-1 checkpoint in version 2's shape (the same numbers; names and keys as version 2 has them)."""
+    if checkpoint.get("version") != 1:
+        return checkpoint
+    state = checkpoint.get("model_state")
+    if isinstance(state, dict):
+        renamed = {}
+        for name, tensor in state.items():
+            old = next((o for o in _V1_NAMES if isinstance(name, str) and name.startswith(o)), None)
+            renamed[name if old is None else _V1_NAMES[old] + name.removeprefix(old)] = tensor
+        checkpoint["model_state"] = renamed
+    if isinstance(checkpoint.get("data"), dict):
+        checkpoint["data"].pop("split_seed", None)  # stored twice in version 1; the data config holds it
+    return {**{key: None for key in KEYS}, **checkpoint, "version": VERSION}
+
+
+KEYS = ("format", "version", "model_state", "model_config", "preset", "student_id", "classes", "train_config",
+        "seed", "normalization", "data", "metrics", "run_fingerprint", "versions", "created")  # fmt: skip
+
+
+def _checked(checkpoint: dict, path: Path) -> dict:
+    """The checkpoint, if it has the documented shape; else a LabError naming what is wrong."""
+    missing = [key for key in KEYS if key not in checkpoint]
+    if missing:
+        raise LabError(f"{path} is a damaged labkit checkpoint: it lacks {', '.join(missing)}; save it again")
+    state = checkpoint["model_state"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise LabError(f"{path} is a damaged labkit checkpoint: model_state is not a dict of tensors; save it again")
+    for key in ("model_config", "data", "metrics", "normalization", "train_config"):
+        if not (checkpoint[key] is None and key != "model_config") and not isinstance(checkpoint[key], dict):
+            raise LabError(f"{path} is a damaged labkit checkpoint: {key} is not a dict; save it again")
+    return checkpoint
+
+
 def _from_bare_state_dict(state: dict, path: Path) -> dict:
-    seed = get_preset("seed")
+    """The lab's reference code saves only ``model.state_dict()``: read as the seed model (the ViT's defaults)."""
     head = state.get("mlp_head.1.weight")
-    num_classes = head.shape[0] if isinstance(head, torch.Tensor) and head.ndim == 2 else seed.model.num_classes
-    config = config_to_dict(seed.model) | {"num_classes": num_classes}
-    student = path.stem.removesuffix("_vit")
-    return {
-        "format": FORMAT,
-        "version": VERSION,
-        "model_state": state,
-        "model_config": config,
-        "preset": "seed",
-        "student_id": student,
-        "classes": [str(c) for c in range(num_classes)],
-        "normalization": None,
-        "data": None,
-        "metrics": None,
-        "run_fingerprint": None,
-    }
+    config = ViTConfig()
+    if isinstance(head, torch.Tensor) and head.ndim == 2:
+        config = ViTConfig(num_classes=head.shape[0])
+    classes = [str(c) for c in range(config.num_classes)]
+    return make_checkpoint(state, config, preset="seed", student_id=path.stem.removesuffix("_vit"), classes=classes)
 
 
 def model_from_checkpoint(checkpoint: dict) -> nn.Module:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from labkit.errors import LabError
 from labkit.evaluation import evaluate_checkpoint
+from labkit.lab import BASELINE
 
 COLUMNS = ["file", "student_id", "preset", "params", "stored_accuracy", "accuracy", "result", "note"]
 
@@ -41,14 +42,13 @@ def grade_one(path: Path, source: str | None, baseline: float) -> Grade:
     except LabError as err:
         return Grade(str(path), student_id=path.stem.removesuffix("_vit"), note=str(err).removeprefix(f"{path} "))
     checkpoint = result.checkpoint
-    params = sum(t.numel() for t in checkpoint["model_state"].values())
     passed = result.accuracy > baseline
-    return Grade(str(path), checkpoint.get("student_id") or "", checkpoint.get("preset") or "", params,
+    return Grade(str(path), checkpoint["student_id"], checkpoint["preset"], result.params,
                  result.stored_accuracy, result.accuracy, "PASS" if passed else "FAIL",
                  "; ".join(result.warnings))  # fmt: skip
 
 
-def grade(paths: list[str | Path], source: str | None = None, baseline: float = 0.60) -> list[Grade]:
+def grade(paths: list[str | Path], source: str | None = None, baseline: float = BASELINE) -> list[Grade]:
     return [grade_one(path, source, baseline) for path in submissions(paths)]
 
 

@@ -22,7 +22,8 @@ from labkit.checkpoint import (
 )
 from labkit.data import DataConfig, LabData, load_data
 from labkit.errors import LabError
-from labkit.presets import Preset, build_model, fit_to_data, get_preset
+from labkit.models import build_model, fit_to_data
+from labkit.presets import Preset, get_preset
 from labkit.train import History, fit, pick_device
 
 
@@ -81,7 +82,8 @@ def train_run(
     history = fit(model, data, train_config, seed, pick_device(device), out=out, progress=progress)
     model.cpu().eval()
     checkpoint = make_checkpoint(
-        model, preset=p.name, train=train_config, seed=seed, data=data, history=history, student_id=student_id
-    )
+        model.state_dict(), model_config, preset=p.name, student_id=student_id, classes=data.classes,
+        train=train_config, seed=seed, data=data, history=history,
+    )  # fmt: skip
     save_checkpoint(checkpoint, path, out=out)
     return Run(model, checkpoint, path, history, trained=True)

@@ -1,29 +1,22 @@
 """Checkpoints: round trip, the overwrite rule, atomic writes, and safe loading."""
 
 import io
-from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import torch
 
 from labkit.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
-from labkit.data import LabData, Split
 from labkit.errors import LabError
 from labkit.evaluation import evaluate_checkpoint
-from labkit.presets import build_model, get_preset
+from labkit.models import build_model
+from labkit.presets import get_preset
 from labkit.run import train_run
 
 
-def quick(data: LabData) -> LabData:
-    """A quarter of the training part: enough for a real checkpoint in about a second."""
-    return replace(data, train=Split(data.train.x[::4], data.train.y[::4]))
-
-
 @pytest.fixture(scope="module")
-def run(builtin, tmp_path_factory):
+def run(quick, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    return train_run(quick(builtin), "fast", epochs=1, student_id="alice", out_dir=out, out=io.StringIO(),
+    return train_run(quick, "fast", epochs=1, student_id="alice", out_dir=out, out=io.StringIO(),
                      progress=False)  # fmt: skip
 
 
@@ -32,7 +25,7 @@ def test_round_trip_gives_the_same_logits_and_accuracy(run, builtin):
     assert checkpoint["student_id"] == "alice" and checkpoint["preset"] == "fast"
     assert checkpoint["classes"] == builtin.classes
     assert checkpoint["data"]["test_fingerprint"] == builtin.test_fingerprint
-    assert checkpoint["data"]["split_seed"] == 0
+    assert checkpoint["data"]["config"]["split_seed"] == 0 and "split_seed" not in checkpoint["data"]
     assert set(checkpoint["versions"]) >= {"labkit", "torch", "torchvision"}
     model = model_from_checkpoint(checkpoint)
     x = next(iter(builtin.loader("test")))[0]
@@ -42,9 +35,9 @@ def test_round_trip_gives_the_same_logits_and_accuracy(run, builtin):
     assert result.warnings == []
 
 
-def test_reuse_loads_the_same_run_instead_of_training(run, builtin):
+def test_reuse_loads_the_same_run_instead_of_training(run, quick):
     out = io.StringIO()
-    again = train_run(quick(builtin), "fast", epochs=1, student_id="alice", out_dir=run.path.parent, reuse=True,
+    again = train_run(quick, "fast", epochs=1, student_id="alice", out_dir=run.path.parent, reuse=True,
                       out=out, progress=False)  # fmt: skip
     assert not again.trained and out.getvalue().startswith(f"✓ Loaded {run.path}")
     assert again.test_accuracy == run.test_accuracy
@@ -94,20 +87,10 @@ def test_a_crash_while_saving_leaves_the_old_file_and_no_temp_file(run, tmp_path
     assert [p.name for p in tmp_path.iterdir()] == ["alice_vit.pth"]
 
 
-class RunsCode:
-    """Unpickling this calls Path.touch(marker): a stand-in for any code a file could run."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.touch, (self.marker,))
-
-
-def test_a_pickle_that_would_run_code_is_refused(tmp_path):
+def test_a_pickle_that_would_run_code_is_refused(tmp_path, runs_code):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil_vit.pth"
-    torch.save({"model_state": RunsCode(marker)}, path)
+    torch.save({"model_state": runs_code(marker)}, path)
     with pytest.raises(LabError, match="refused: it carries pickled code or objects"):
         load_checkpoint(path)
     assert not marker.exists()
@@ -163,3 +146,23 @@ def test_weights_only_loading_is_used(run, monkeypatch):
     monkeypatch.setattr(torch, "load", spy)
     load_checkpoint(run.path)
     assert seen.get("weights_only") is True
+
+
+def test_a_version_1_checkpoint_still_loads_with_the_same_weights(run, tmp_path, quick):
+    """Version 1 kept SPT's LayerNorm and Linear under to_patch_embedding.to_tokens and split_seed twice."""
+    checkpoint = load_checkpoint(run.path)
+    v1_names = {"to_patch_embedding.1.": "to_patch_embedding.to_tokens.0.",
+                "to_patch_embedding.2.": "to_patch_embedding.to_tokens.1."}  # fmt: skip
+    old_state = {}
+    for name, tensor in checkpoint["model_state"].items():
+        prefix = next((p for p in v1_names if name.startswith(p)), None)
+        old_state[name if prefix is None else v1_names[prefix] + name.removeprefix(prefix)] = tensor
+    assert old_state.keys() != checkpoint["model_state"].keys()
+    old = checkpoint | {"version": 1, "model_state": old_state}
+    old["data"] = checkpoint["data"] | {"split_seed": 0}
+    path = tmp_path / "old_vit.pth"
+    torch.save(old, path)
+    loaded = load_checkpoint(path)
+    assert loaded["version"] == 2 and "split_seed" not in loaded["data"]
+    x = next(iter(quick.loader("test")))[0]
+    torch.testing.assert_close(model_from_checkpoint(loaded)(x), run.model(x), rtol=0, atol=0)

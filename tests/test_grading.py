@@ -2,7 +2,6 @@
 
 import csv
 import io
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -10,31 +9,23 @@ import torch
 
 from labkit.checkpoint import load_checkpoint
 from labkit.cli import main
-from labkit.data import DataConfig, Split, load_data
+from labkit.data import DataConfig, load_data
 from labkit.grading import grade
-from labkit.presets import build_model, get_preset
+from labkit.models import build_model
+from labkit.presets import get_preset
 from labkit.run import train_run
 
 
-class RunsCode:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (type(self.marker).touch, (self.marker,))
-
-
 @pytest.fixture(scope="module")
-def submissions(builtin, tmp_path_factory):
+def submissions(builtin, quick, runs_code, tmp_path_factory):
     """A folder as a grader receives it: good, bare, broken and hostile files."""
     folder = tmp_path_factory.mktemp("submissions")
-    quick = replace(builtin, train=Split(builtin.train.x[::4], builtin.train.y[::4]))
     train_run(quick, "fast", epochs=2, student_id="alice", out_dir=folder, out=io.StringIO(), progress=False)
     torch.save(build_model(get_preset("seed").model, seed=0).state_dict(), folder / "bob_vit.pth")
     good = (folder / "alice_vit.pth").read_bytes()
     (folder / "carol_vit.pth").write_bytes(good[: len(good) // 2])
     (folder / "dave_vit.pth").write_bytes(b"not a checkpoint at all")
-    torch.save({"model_state": RunsCode(folder / "pwned")}, folder / "eve_vit.pth")
+    torch.save({"model_state": runs_code(folder / "pwned")}, folder / "eve_vit.pth")
     torch.save(build_model(get_preset("cnn").model, seed=0).state_dict(), folder / "frank_vit.pth")
     np.savez(folder / "three.npz", x=builtin.train.x[:90, 0].numpy(), y=np.arange(90) % 3)  # a 3-class data set
     three = load_data(DataConfig(source=str(folder / "three.npz")))
