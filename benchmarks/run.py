@@ -33,7 +33,8 @@ import torch
 from labkit import sweep
 from labkit.data import DataConfig, load_data
 from labkit.errors import LabError
-from labkit.presets import build_model, config_to_dict, fit_to_data, get_preset
+from labkit.models import build_model, config_to_dict, count_parameters, fit_to_data
+from labkit.presets import get_preset
 from labkit.train import TrainConfig, fit
 from labkit.vit import ViTConfig
 
@@ -41,8 +42,6 @@ HERE = Path(__file__).resolve().parent
 CACHE = HERE / "results" / "cache.json"
 README = HERE.parent / "README.md"
 SETS = {"built-in (MNIST 0-5 × 300)": DataConfig(), "hard (Fashion-MNIST 0-5 × 300)": sweep.HARD}
-SEED_RECIPE = TrainConfig(epochs=20, optimizer="adam", lr=3e-4, weight_decay=0.0, warmup_epochs=0,
-                          schedule="constant", label_smoothing=0.0, augment="none")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -71,7 +70,7 @@ def rows() -> list[Row]:
     architecture = [(what, field) for what, field in (("shifted patches", "shifted_patches"),
                     ("locality attention", "locality_attention")) if getattr(model, field)]  # fmt: skip
     return [
-        Row("seed (lab reference, Adam 3e-4)", "seed", SEED_RECIPE, expected=0.86, quick=True),
+        Row("seed (lab reference, Adam 3e-4)", "seed", get_preset("seed").train, expected=0.86, quick=True),
         Row("fast (default)", "fast", fast, quick=True),
         Row("CNN baseline (fast recipe, 30 ep)", "cnn", replace(fast, epochs=30), expected=0.90, quick=True),
         Row("hybrid (conv stem + ViT)", "hybrid", get_preset("hybrid").train),
@@ -107,7 +106,7 @@ def run_one(row: Row, data, seed: int) -> dict:
         model = build_model(fit_to_data(row.model_config(), len(data.classes)), seed)
     history = fit(model, data, row.train, seed, out=io.StringIO(), progress=False)
     return {"accuracy": history.final_accuracy, "seconds": history.seconds,
-            "params": sum(p.numel() for p in model.parameters()),
+            "params": count_parameters(model),
             "images_per_s": len(data.train) * row.train.epochs / history.seconds}  # fmt: skip
 
 

@@ -1,4 +1,4 @@
-"""``python -m labkit``: train, evaluate and summarise from the command line.
+"""``python -m labkit``: train, evaluate, summarise, write the hand-in report and grade submissions.
 
 Errors the user can fix are one line on stderr and a non-zero exit; anything else is a bug and keeps
 its traceback.
@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from labkit.errors import LabError
+from labkit.lab import BASELINE
 from labkit.presets import PRESETS
 from labkit.sources import BUILTIN
 
@@ -73,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     grade.add_argument("paths", nargs="+", metavar="CHECKPOINT_OR_FOLDER", help=".pth files, or folders of them")
     grade.add_argument("--data", metavar="SOURCE", help="the data to score on (default: each checkpoint's own)")
-    grade.add_argument("--baseline", type=float, default=60.0, help="pass mark, percent test accuracy (default: 60)")
+    grade.add_argument("--baseline", type=parse_baseline, default=BASELINE, metavar="MARK",
+                       help=f"pass mark on test accuracy: a percentage (60) or a fraction (0.6); "
+                       f"default: {BASELINE * 100:g}")  # fmt: skip
     grade.add_argument("--csv", metavar="FILE", help="also write the table as CSV, for a gradebook")
     grade.set_defaults(command=cmd_grade)
 
@@ -107,6 +110,17 @@ def parse_classes(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a comma-separated list of class indices, e.g. 0,1,2"
         ) from None
+
+
+def parse_baseline(text: str) -> float:
+    """The pass mark as a fraction: ``60`` (percent) and ``0.6`` (a fraction) both mean 60%."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; give a percentage such as 60") from None
+    if not 0 < value < 100:
+        raise argparse.ArgumentTypeError(f"{text} is not a pass mark; give a percentage in (0, 100), such as 60")
+    return value if value <= 1 else value / 100
 
 
 def data_options(args: argparse.Namespace) -> dict:
@@ -154,7 +168,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_grade(args: argparse.Namespace) -> int:
     from labkit.grading import grade, table, write_csv
 
-    baseline = args.baseline / 100
+    baseline = args.baseline
     grades = grade(args.paths, args.data, baseline)
     if not grades:
         raise LabError(f"no .pth files found in {', '.join(args.paths)}; give checkpoint files or folders of them")
@@ -166,9 +180,9 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from labkit.presets import build_model, fit_to_data, get_preset
+    from labkit.models import build_model, fit_to_data
     from labkit.summary import summarize
 
-    config = get_preset(args.preset).model
+    config = PRESETS[args.preset].model
     print(summarize(build_model(fit_to_data(config, args.classes or config.num_classes))))
     return 0

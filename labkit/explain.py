@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from labkit.vit import ViT
+from labkit.vit import Attention, ViT
 
 
 def position_similarity(model: ViT, subtract: ViT | None = None) -> torch.Tensor:
@@ -17,17 +17,30 @@ def position_similarity(model: ViT, subtract: ViT | None = None) -> torch.Tensor
     pos = model.pos_embedding[0, 1:].detach()  # drop the [CLS] position
     if subtract is not None:
         pos = pos - subtract.pos_embedding[0, 1:].detach()
-    g = model.config.image_size // model.config.patch_size
+    g = model.config.grid
     sim = F.cosine_similarity(pos[:, None], pos[None, :], dim=-1)
     return sim.reshape(g, g, g, g)
 
 
 @torch.no_grad()
 def attention_maps(model: ViT, image: torch.Tensor) -> list[torch.Tensor]:
-    """Per block, the attention weights (heads, tokens, tokens) for one normalised image (1 x H x W)."""
+    """Per block, the attention weights (heads, tokens, tokens) for one normalised image (1 x H x W).
+
+    The model's forward runs the fused kernel, which keeps no weights; a forward hook on each ``Attention``
+    recomputes them from the very input that block received (``Attention.weights``)."""
     model.eval()
-    _, maps = model.forward_features(image[None], return_attn=True)
-    return [m[0] for m in maps]
+    maps = []
+
+    def keep(module: Attention, inputs: tuple[torch.Tensor]) -> None:
+        maps.append(module.weights(inputs[0])[0])
+
+    hooks = [m.register_forward_pre_hook(keep) for m in model.modules() if isinstance(m, Attention)]
+    try:
+        model(image[None])
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return maps
 
 
 def cls_attention(maps: list[torch.Tensor], grid: int, block: int = -1) -> torch.Tensor:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from labkit.train import History
+from labkit.lab import BASELINE
+
+if TYPE_CHECKING:
+    from labkit.train import History
 
 
 def sample_grid(x: torch.Tensor, y: torch.Tensor, classes: list[str], per_class: int = 8) -> Figure:
@@ -55,7 +60,7 @@ def patch_grid(image: torch.Tensor, patch_size: int, title: str = "") -> Figure:
     return fig
 
 
-def training_curves(history: History, baseline: float = 0.60) -> Figure:
+def training_curves(history: History, baseline: float = BASELINE) -> Figure:
     epochs = np.arange(1, len(history.eval_loss) + 1)
     fig, (loss, acc) = plt.subplots(1, 2, figsize=(10, 3.6))
     loss.plot(epochs, history.train_loss, marker="o", label="train (as optimised)")

@@ -20,8 +20,8 @@ from nbclient.exceptions import CellExecutionError
 
 from labkit.checkpoint import checkpoint_name, load_checkpoint, save_checkpoint
 from labkit.errors import LabError
-from labkit.notebooks import BADGE_TAG, BOOTSTRAP_TAG, NOTEBOOKS
-from labkit.sources import BUILTIN, TORCHVISION_SETS
+from labkit.lab import BADGE_TAG, BOOTSTRAP_TAG, NOTEBOOKS, PARAMETERS_TAG, lab_notebooks
+from labkit.sources import BUILTIN, parse_source
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -31,21 +31,11 @@ def settings_source(settings: dict) -> str:
     return "# Injected by python -m labkit report\n" + "\n".join(lines)
 
 
-def absolute_source(source: str) -> str:
-    """Paths made absolute, so a relative DATA still works from the scratch copy; names left as they are."""
-    name, _, folder = source.partition(":")
-    if source == BUILTIN:
-        return source
-    if name.lower() in TORCHVISION_SETS and not Path(source).exists():
-        return f"{name}:{Path(folder).expanduser().resolve()}" if folder else source
-    return str(Path(source).expanduser().resolve())
-
-
 def prepare(path: Path, settings: dict) -> nbformat.NotebookNode:
     nb = nbformat.read(path, as_version=4)
-    where = next((i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])), None)
+    where = next((i for i, c in enumerate(nb.cells) if PARAMETERS_TAG in c.metadata.get("tags", [])), None)
     if where is None:
-        raise LabError(f"{path.name} has no cell tagged 'parameters'; restore it from git")
+        raise LabError(f"{path.name} has no cell tagged '{PARAMETERS_TAG}'; restore it from git")
     cell = nbformat.v4.new_code_cell(settings_source(settings))
     cell.metadata["tags"] = ["injected-parameters"]
     nb.cells.insert(where + 1, cell)
@@ -91,8 +81,13 @@ def make_report(data: str = BUILTIN, student_id: str = "student_id", preset: str
     out = out or sys.stdout
     out_dir = Path(out_dir)
     ckpt = checkpoint_name(student_id)
-    settings = {"STUDENT_ID": student_id, "DATA": absolute_source(str(data)), "PRESET": preset, "EPOCHS": epochs}
-    paths = sorted(NOTEBOOKS.glob("[0-9]*.ipynb"))
+    settings = {
+        "STUDENT_ID": student_id,
+        "DATA": str(parse_source(data).absolute()),
+        "PRESET": preset,
+        "EPOCHS": epochs,
+    }
+    paths = lab_notebooks()
     if not paths:
         raise LabError(f"no notebooks in {NOTEBOOKS}; run the report from a clone of the lab")
     with tempfile.TemporaryDirectory(prefix="labkit-report-") as scratch:

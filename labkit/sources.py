@@ -12,7 +12,7 @@ from __future__ import annotations
 import gzip
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -39,6 +39,40 @@ class ImageSet:
     skipped: int = 0  # non-image files passed over (image folders only)
 
 
+@dataclass(frozen=True)
+class Source:
+    """A parsed SOURCE string: ``kind`` is "builtin", "torchvision" (``name``, with an idx ``path`` or None to
+    download) or "path" (a folder or an .npz at ``path``)."""
+
+    kind: str
+    name: str = ""
+    path: Path | None = None
+
+    def __str__(self) -> str:
+        if self.kind == "builtin":
+            return BUILTIN
+        if self.kind == "torchvision":
+            return f"{self.name}:{self.path}" if self.path else self.name
+        return str(self.path)
+
+    def absolute(self) -> Source:
+        """The same source with its path made absolute, so it still works from another working directory."""
+        return self if self.path is None else replace(self, path=self.path.expanduser().resolve())
+
+
+def parse_source(source: str | Path) -> Source:
+    """Read a SOURCE string (see the module doc). An existing path always wins over a dataset name."""
+    text = str(source)
+    if not text.strip():
+        raise LabError(f"the data source is empty; give a folder of class subfolders, an .npz, or '{BUILTIN}'")
+    name, _, folder = text.partition(":")
+    if text == BUILTIN:
+        return Source("builtin")
+    if name.lower() in TORCHVISION_SETS and not Path(text).exists():
+        return Source("torchvision", name.lower(), Path(folder).expanduser() if folder else None)
+    return Source("path", path=Path(text).expanduser())
+
+
 def load_source(
     source: str | Path = BUILTIN,
     image_size: int = 28,
@@ -52,13 +86,13 @@ def load_source(
     the first that many images of each; both apply to every source.
     """
     text = str(source)
-    name, _, folder = text.partition(":")
-    if text == BUILTIN:
+    parsed = parse_source(text)
+    if parsed.kind == "builtin":
         images = _builtin()
-    elif name.lower() in TORCHVISION_SETS and not Path(text).exists():
-        images = _torchvision_set(name.lower(), Path(folder) if folder else None, download_root)
+    elif parsed.kind == "torchvision":
+        images = _torchvision_set(parsed.name, parsed.path, download_root)
     else:
-        path = Path(text).expanduser()
+        path = parsed.path
         if not path.exists():
             raise LabError(
                 f"data source {text!r} not found: give an existing folder of class subfolders, an .npz file, "

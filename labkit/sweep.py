@@ -14,12 +14,13 @@ import argparse
 import csv
 import io
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
 from labkit.data import DataConfig, LabData, load_data
-from labkit.presets import build_model, fit_to_data, get_preset
+from labkit.models import build_model, count_parameters, fit_to_data
+from labkit.presets import get_preset
 from labkit.train import fit
 
 COLUMNS = ["variant", "dim", "depth", "heads", "patch", "mlp_dim", "recipe", "params", "val_accuracy", "seconds"]
@@ -36,8 +37,9 @@ class Variant:
     recipe: str = "fast"  # a word for the table
 
 
-SEED_RECIPE = {"optimizer": "adam", "lr": 3e-4, "weight_decay": 0.0, "warmup_epochs": 0, "schedule": "constant",
-               "label_smoothing": 0.0, "augment": "none"}  # fmt: skip
+# The lab's reference recipe on the preset's model: every training setting of the seed preset but its epochs and
+# logging, which stay the swept preset's.
+SEED_RECIPE = {k: v for k, v in asdict(get_preset("seed").train).items() if k not in ("epochs", "log_every")}
 
 FULL_SWEEP = [
     Variant("fast (default)"),
@@ -79,16 +81,17 @@ def run_variant(variant: Variant, data: LabData, preset: str = "fast", epochs: i
     return {
         "variant": variant.name, "dim": config.dim, "depth": config.depth, "heads": config.heads,
         "patch": config.patch_size, "mlp_dim": config.mlp_dim, "recipe": variant.recipe,
-        "params": sum(q.numel() for q in model.parameters()),
+        "params": count_parameters(model),
         "val_accuracy": round(history.final_accuracy, 4), "seconds": round(history.seconds, 1),
     }  # fmt: skip
 
 
-def run_sweep(variants: list[Variant], data: LabData, epochs: int | None = None, seed: int = 0,
+def run_sweep(variants: list[Variant], data: LabData, preset: str = "fast", epochs: int | None = None, seed: int = 0,
               out=None) -> list[dict]:  # fmt: skip
+    """Each variant of ``preset`` trained on ``data.train`` and scored on ``data.val``, one row each."""
     rows = []
     for variant in variants:
-        rows.append(run_variant(variant, data, epochs=epochs, seed=seed))
+        rows.append(run_variant(variant, data, preset, epochs=epochs, seed=seed))
         if out:
             r = rows[-1]
             print(f"{r['variant']:>24}: {r['val_accuracy'] * 100:5.1f}% val, {r['params']:,} params, "

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from regenerate_notebooks import badge_source, bootstrap_source, clean, repository
 
-from labkit.notebooks import BADGE_TAG, BOOTSTRAP_TAG, badge_source, bootstrap_source, clean, repository
+from labkit.lab import BADGE_TAG, BOOTSTRAP_TAG, lab_notebooks
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9]*.ipynb"))
+NOTEBOOKS = lab_notebooks()
 # The compared cells each notebook must keep (outputs nbval checks: tables, counts, shapes, figures).
 MIN_COMPARED = {"01_data": 6, "02_model_summary": 7, "03_training": 5, "04_qa": 9}
 IGNORE = re.compile(r"^\s*# NBVAL_(IGNORE_OUTPUT|SKIP)\s*$", re.M)
@@ -45,8 +46,8 @@ def test_header_settings_and_colab_cells(path):
     tagged = {tag: c for c in nb.cells for tag in c.metadata.get("tags", [])}
     assert nb.cells[0].source.startswith("# Lab 8 · Step")
     repo = repository()
-    assert tagged[BADGE_TAG].source == badge_source(repo, path.name), "run python -m labkit.notebooks"
-    assert tagged[BOOTSTRAP_TAG].source == bootstrap_source(repo), "run python -m labkit.notebooks"
+    assert tagged[BADGE_TAG].source == badge_source(repo, path.name), "run python tools/regenerate_notebooks.py"
+    assert tagged[BOOTSTRAP_TAG].source == bootstrap_source(repo), "run python tools/regenerate_notebooks.py"
     assert tagged[BOOTSTRAP_TAG].outputs == [], "the bootstrap cell must print nothing outside Colab"
     settings = tagged["parameters"].source
     assert all(re.search(rf"^{name} = ", settings, re.M) for name in SETTINGS)
@@ -55,7 +56,7 @@ def test_header_settings_and_colab_cells(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_no_noise_metadata(path):
-    """Stored as `python -m labkit.notebooks` writes them: cleaning again changes nothing."""
+    """Stored as `python tools/regenerate_notebooks.py` writes them: cleaning again changes nothing."""
     nb = nbformat.read(path, as_version=4)
     before = json.dumps(nb, sort_keys=True)
     assert json.dumps(clean(nb), sort_keys=True) == before

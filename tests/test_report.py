@@ -6,15 +6,13 @@ import json
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
-import nbformat
 import numpy as np
 import pytest
 from PIL import Image
 
 from labkit.errors import LabError
-from labkit.notebooks import NOTEBOOKS
+from labkit.lab import NOTEBOOKS
 from labkit.report import make_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -25,24 +23,24 @@ def tracked_notebooks() -> dict:
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory):
+def snapshot() -> dict:
+    """The tracked notebooks' bytes before any report runs."""
+    return tracked_notebooks()
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory, snapshot):
     """The report of a quick run on a small 3-class data set of 16x16 images, given by a relative path."""
     work = tmp_path_factory.mktemp("report")
     rng = np.random.default_rng(0)
     y = np.arange(90) % 3
     x = np.clip(rng.normal(60 + 60 * y[:, None, None], 30, (90, 16, 16)), 0, 255).astype(np.uint8)
     np.savez(work / "shapes.npz", x=x, y=y, classes=np.array(["dark", "mid", "light"]))
-    before = tracked_notebooks()
     out = io.StringIO()
-    cwd = Path.cwd()
-    try:
-        import os
-
-        os.chdir(work)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(work)
         path = make_report("shapes.npz", "s42", "fast", epochs=2, out_dir="handin", out=out)
-    finally:
-        os.chdir(cwd)
-    assert tracked_notebooks() == before, "the tracked notebooks must not change"
+    assert tracked_notebooks() == snapshot, "the tracked notebooks must not change"
     return work / path, out.getvalue()
 
 
@@ -105,8 +103,8 @@ def test_report_renders_in_a_real_browser(report, tmp_path):
     assert colours is not None and len(colours) > 20, "the screenshot is blank"
 
 
-def test_a_failing_notebook_names_the_cell_and_leaves_no_report(tmp_path):
+def test_a_failing_notebook_names_the_cell_and_leaves_no_report(tmp_path, snapshot):
     with pytest.raises(LabError, match=r"01_data.ipynb failed at cell \d+: LabError: data source .* not found"):
         make_report(str(tmp_path / "missing"), "s43", out_dir=tmp_path / "handin", out=io.StringIO())
     assert not (tmp_path / "handin").exists() or not any((tmp_path / "handin").iterdir())
-    assert all(nbformat.read(p, 4) for p in NOTEBOOKS.glob("*.ipynb"))
+    assert tracked_notebooks() == snapshot, "a failed report must not touch the tracked notebooks"

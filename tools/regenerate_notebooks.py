@@ -1,7 +1,8 @@
-"""Regenerate the lab's notebooks: refresh their Colab header from pyproject, execute them in place, strip noise.
+"""A maintainer's tool: regenerate the lab's notebooks. Refresh their Colab header from pyproject, execute them in
+place, strip noise metadata.
 
-    python -m labkit.notebooks            # every notebook in notebooks/
-    python -m labkit.notebooks 03_training.ipynb
+    python tools/regenerate_notebooks.py                     # every notebook in notebooks/
+    python tools/regenerate_notebooks.py 03_training.ipynb
 
 The stored outputs that ``pytest --nbval`` compares come only from this command, never from hand edits.
 The repository's public address lives in one place, ``[tool.labkit] repository`` in pyproject.toml; the
@@ -18,9 +19,9 @@ import nbformat
 from nbclient import NotebookClient
 from nbstripout import strip_output
 
-ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ROOT / "notebooks"
-BADGE_TAG, BOOTSTRAP_TAG = "colab-badge", "bootstrap"
+from labkit.lab import BADGE_TAG, BOOTSTRAP_TAG, NOTEBOOKS, lab_notebooks
+
+ROOT = NOTEBOOKS.parent
 # What Colab and JupyterLab add that is not content: dropped so diffs show only real changes.
 NOISE_KEYS = ["metadata.colab", "metadata.accelerator", "metadata.widgets", "cell.metadata.colab",
               "cell.metadata.id", "cell.metadata.outputId", "cell.metadata.execution"]  # fmt: skip
@@ -37,7 +38,8 @@ def badge_source(repo: str, name: str) -> str:
     if not repo:
         return (
             "**Open in Colab:** not available yet — this copy of the lab has no public repository address. "
-            "Set `repository` under `[tool.labkit]` in `pyproject.toml`, then run `python -m labkit.notebooks`."
+            "Set `repository` under `[tool.labkit]` in `pyproject.toml`, then run "
+            "`python tools/regenerate_notebooks.py`."
         )
     path = repo.removeprefix("https://github.com/")
     return (
@@ -58,7 +60,7 @@ def bootstrap_source(repo: str) -> str:
         install = (
             "    raise SystemExit(\n"
             '        "No public repository address is set for this lab, so labkit cannot be installed here: "\n'
-            '        "set [tool.labkit] repository in pyproject.toml and run `python -m labkit.notebooks`, "\n'
+            '        "set [tool.labkit] repository in pyproject.toml and run tools/regenerate_notebooks.py, "\n'
             '        "or upload the labkit folder next to this notebook."\n'
             "    )"
         )
@@ -96,10 +98,10 @@ def regenerate(path: Path, repo: str, timeout: int = 1200) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m labkit.notebooks", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python tools/regenerate_notebooks.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", help="notebook file names in notebooks/ (default: all)")
     args = parser.parse_args(argv)
-    paths = [NOTEBOOKS / n for n in args.names] or sorted(NOTEBOOKS.glob("[0-9]*.ipynb"))
+    paths = [NOTEBOOKS / n for n in args.names] or lab_notebooks()
     repo = repository()
     for path in paths:
         print(f"executing {path.relative_to(ROOT)} ...", flush=True)
