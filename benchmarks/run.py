@@ -61,7 +61,7 @@ def rows() -> list[Row]:
     fast = get_preset("fast").train
     ablations = [
         ("AdamW → Adam, no weight decay", {"optimizer": "adam", "weight_decay": 0.0}),
-        ("warmup + cosine → constant LR", {"warmup_epochs": 0, "schedule": "constant"}),
+        ("warmup + cosine → constant LR", {"warmup": 0, "schedule": "constant"}),
         ("no label smoothing", {"label_smoothing": 0.0}),
     ]
     if fast.augment != "none":

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms import v2
+import torch.nn.functional as F
 
 from labkit.errors import LabError
 from labkit.sources import BUILTIN, load_source
 
+# "shift": small random translations, label-preserving for any lab data. "shift+flip" adds left-right mirror images:
+# for data whose classes survive a mirror (clothes, textures), never for digits or letters (a mirrored 2 is no 2).
 AUGMENTATIONS = ("none", "shift", "shift+flip")
 
 
@@ -62,22 +63,75 @@ class LabData:
         parts = [fingerprint(s) for s in (self.train, self.val, self.test) if s is not None]
         return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
-    def dataset(self, part: str, augment: str = "none") -> Dataset:
+    def split(self, part: str) -> Split:
         split = {"train": self.train, "val": self.val, "test": self.test}[part]
         if split is None:
             raise LabError("no validation split: set val_fraction above 0 in the data config")
-        return ImageDataset(split, self.mean, self.std, augment)
+        return split
 
-    def loader(self, part: str, batch_size: int = 64, augment: str = "none", seed: int = 0) -> DataLoader:
-        """Batches of normalised float images; only the training part is shuffled (by ``seed``)."""
-        shuffle = part == "train"
-        generator = torch.Generator().manual_seed(seed) if shuffle else None
-        return DataLoader(
-            self.dataset(part, augment if shuffle else "none"),
-            batch_size=batch_size,
-            shuffle=shuffle,
-            generator=generator,
-        )
+    def batches(self, part: str, batch_size: int = 64, augment: str = "none", seed: int = 0,
+                device: torch.device | str = "cpu") -> Batches:  # fmt: skip
+        """Batches of normalised float images and labels; only the training part is shuffled (by ``seed``) and
+        augmented."""
+        train = part == "train"
+        return Batches(self.split(part), self.mean, self.std, batch_size, train, augment if train else "none", seed,
+                       device)  # fmt: skip
+
+
+class Batches:
+    """One split as (images, labels) batches, made a whole batch at a time from the uint8 tensor kept on the device.
+
+    A per-sample Dataset with per-image transforms and collation costs more than the small model itself on a CPU,
+    so shuffling, augmentation and normalisation are each one tensor operation per batch. Iterating again starts a
+    new epoch: a new shuffle and new shifts from the same generator, as a DataLoader with a seeded generator does.
+    """
+
+    def __init__(self, split: Split, mean: float, std: float, batch_size: int, shuffle: bool, augment: str,
+                 seed: int, device: torch.device | str) -> None:  # fmt: skip
+        if augment not in AUGMENTATIONS:
+            raise LabError(f"unknown augmentation {augment!r}; choose one of {', '.join(AUGMENTATIONS)}")
+        self.x, self.y = split.x.to(device), split.y.to(device)
+        self.mean, self.std, self.batch_size = mean, std, batch_size
+        self.shuffle, self.augment = shuffle, augment
+        self.generator = torch.Generator().manual_seed(seed)  # on the CPU: the same draws on every device
+
+    def __len__(self) -> int:
+        return -(-len(self.y) // self.batch_size)
+
+    def __iter__(self):
+        n = len(self.y)
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        for start in range(0, n, self.batch_size):
+            idx = order[start : start + self.batch_size].to(self.x.device)
+            x = self.x[idx].float() / 255.0
+            if self.augment != "none":
+                x = augment_batch(x, self.augment, self.generator)
+            yield (x - self.mean) / self.std, self.y[idx]
+
+
+def max_shift(size: int) -> int:
+    """Random translations of up to ±2 px on 28 px images (7%, scaled with the size): label-preserving for digits,
+    clothes and textures alike, where ±3 px already pushed strokes off a digit's canvas."""
+    return max(1, round(size / 14))
+
+
+def augment_batch(x: torch.Tensor, augment: str, generator: torch.Generator) -> torch.Tensor:
+    """Each image of a (b, c, h, w) batch in [0, 1] shifted by its own random offset (zero-filled: the background
+    before normalisation), and with "shift+flip" mirrored left-right with probability 1/2. torchvision's v2
+    transforms would apply one offset to a whole batch, so the per-image offsets are drawn here and applied as one
+    gather."""
+    b, c, h, w = x.shape
+    s = max_shift(h)
+    offsets = torch.randint(0, 2 * s + 1, (2, b, 1), generator=generator).to(x.device)
+    rows = offsets[0] + torch.arange(h, device=x.device)  # (b, h): which padded row lands on each output row
+    cols = offsets[1] + torch.arange(w, device=x.device)
+    padded = F.pad(x, (s, s, s, s))
+    batch, channel = torch.arange(b, device=x.device), torch.arange(c, device=x.device)
+    x = padded[batch[:, None, None, None], channel[None, :, None, None], rows[:, None, :, None], cols[:, None, None, :]]
+    if augment == "shift+flip":
+        flip = (torch.rand(b, generator=generator) < 0.5).to(x.device)
+        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    return x
 
 
 def fingerprint(split: Split) -> str:
@@ -86,32 +140,6 @@ def fingerprint(split: Split) -> str:
     h.update(split.x.contiguous().numpy().tobytes())
     h.update(split.y.numpy().astype("int64").tobytes())
     return h.hexdigest()
-
-
-class ImageDataset(Dataset):
-    """uint8 images -> normalised float tensors, with the optional training augmentation."""
-
-    def __init__(self, split: Split, mean: float, std: float, augment: str = "none"):
-        if augment not in AUGMENTATIONS:
-            raise LabError(f"unknown augmentation {augment!r}; choose one of {', '.join(AUGMENTATIONS)}")
-        size = split.x.shape[-1]
-        steps = []
-        if augment != "none":
-            # Shifts of up to ~10% of the side suit digits and clothes alike; flips only suit clothes and
-            # textures. Padding with 0 (black, the background) happens before normalisation.
-            steps.append(v2.RandomCrop(size, padding=max(1, round(size * 0.1))))
-        if augment == "shift+flip":
-            steps.append(v2.RandomHorizontalFlip())
-        self.x = split.x.float() / 255.0  # converted once: per-sample transforms cost more than the model on CPU
-        self.y, self.mean, self.std = split.y, mean, std
-        self.augment = v2.Compose(steps) if steps else None
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def __getitem__(self, i: int):
-        x = self.x[i] if self.augment is None else self.augment(self.x[i])
-        return (x - self.mean) / self.std, self.y[i]
 
 
 def load_data(config: DataConfig = DataConfig(), download_root: str | Path | None = None) -> LabData:

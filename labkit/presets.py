@@ -24,9 +24,10 @@ class Preset:
     expected_accuracy: float  # floor on the built-in set's test split; the notebooks assert it
     about: str
 
-    def recipe(self, epochs: int | None = None) -> TrainConfig:
-        """The preset's training recipe, with ``epochs`` overriding its own number when given."""
-        return self.train if epochs is None else replace(self.train, epochs=epochs)
+    def recipe(self, epochs: int | None = None, augment: str | None = None) -> TrainConfig:
+        """The preset's training recipe, with ``epochs`` and ``augment`` overriding its own when given."""
+        changes = {k: v for k, v in (("epochs", epochs), ("augment", augment)) if v is not None}
+        return replace(self.train, **changes)
 
 
 PRESETS = {
@@ -61,7 +62,7 @@ PRESETS = {
                 optimizer="adam",
                 lr=3e-4,
                 weight_decay=0.0,
-                warmup_epochs=0,
+                warmup=0,
                 schedule="constant",
                 label_smoothing=0.0,
                 augment="none",

@@ -58,7 +58,7 @@ FULL_SWEEP = [
     Variant("lr 1e-3", train={"lr": 1e-3}, recipe="lr 1e-3"),
     Variant("with shifts", train={"augment": "shift"}, recipe="+ shifts"),
     Variant("no label smoothing", train={"label_smoothing": 0.0}, recipe="no smoothing"),
-    Variant("constant LR, no warmup", train={"schedule": "constant", "warmup_epochs": 0}, recipe="constant LR"),
+    Variant("constant LR, no warmup", train={"schedule": "constant", "warmup": 0}, recipe="constant LR"),
     Variant("seed recipe", train=SEED_RECIPE, recipe="Adam 3e-4, plain"),
 ]
 

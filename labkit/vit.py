@@ -39,6 +39,7 @@ class ViTConfig:
     shifted_patches: bool = False  # SPT (Lee et al. 2021): tokens also see their neighbours, a locality prior
     locality_attention: bool = False  # LSA (Lee et al. 2021): learned temperature, no token attends to itself
     conv_stem: int = 0  # > 0: the paper's hybrid (§3.1), a conv stem of this width cuts the "patches"
+    embedding_init_std: float = 1.0  # [CLS] and positions start N(0, std^2): 1 in the lab's code, 0.02 in the paper's
 
     def __post_init__(self) -> None:
         for name in ("image_size", "patch_size", "channels", "num_classes", "dim", "depth", "heads", "dim_head",
@@ -50,6 +51,8 @@ class ViTConfig:
                 f"invalid ViT config: image_size {self.image_size} is not divisible by "
                 f"patch_size {self.patch_size}; pick a patch size that divides it"
             )
+        if self.embedding_init_std <= 0:
+            raise LabError(f"invalid ViT config: embedding_init_std={self.embedding_init_std} must be positive")
         for name in ("dropout", "emb_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise LabError(f"invalid ViT config: {name}={getattr(self, name)} must be in [0, 1)")
@@ -226,11 +229,15 @@ class ViT(nn.Module):
         super().__init__()
         self.config = c = config
         self.to_patch_embedding = patch_embedding(c)
-        self.pos_embedding = nn.Parameter(torch.randn(1, c.num_patches + 1, c.dim))
-        self.cls_token = nn.Parameter(torch.randn(1, 1, c.dim))
+        self.pos_embedding = nn.Parameter(torch.randn(1, c.num_patches + 1, c.dim) * c.embedding_init_std)
+        self.cls_token = nn.Parameter(torch.randn(1, 1, c.dim) * c.embedding_init_std)
         self.dropout = nn.Dropout(c.emb_dropout)
         self.transformer = Transformer(c.dim, c.depth, c.heads, c.dim_head, c.mlp_dim, c.dropout, c.locality_attention)
         self.mlp_head = nn.Sequential(nn.LayerNorm(c.dim), nn.Linear(c.dim, c.num_classes))
+
+    def no_weight_decay(self) -> set[str]:
+        """Parameters the optimizer should not decay (timm's convention): learned embeddings, not weights."""
+        return {"cls_token", "pos_embedding"}
 
     def patches(self, img: torch.Tensor) -> torch.Tensor:
         """The patch vectors the patch embedding projects: (b, num_patches, values per patch)."""

@@ -11,7 +11,7 @@ import torch
 import torchvision
 from PIL import Image
 
-from labkit.data import DataConfig, load_data
+from labkit.data import DataConfig, augment_batch, load_data
 from labkit.errors import LabError
 from labkit.sources import load_source
 
@@ -43,16 +43,41 @@ def test_validation_is_carved_from_the_training_part(builtin):
     assert torch.bincount(data.val.y).tolist() == [42] * 6
 
 
-def test_loaders_normalise_with_training_statistics_and_augment_only_training(builtin):
-    x, y = next(iter(builtin.loader("test", batch_size=540)))
+def test_batches_normalise_with_training_statistics_and_shuffle_only_training(builtin):
+    x, y = next(iter(builtin.batches("test", batch_size=540, augment="shift")))
     assert x.shape == (540, 1, 28, 28) and x.dtype == torch.float32
     expected = (builtin.test.x.float() / 255 - builtin.mean) / builtin.std
-    torch.testing.assert_close(x, expected)
-    plain = builtin.dataset("train")[0][0]
-    shifted = [builtin.dataset("train", augment="shift")[0][0] for _ in range(8)]
-    assert all(s.shape == plain.shape for s in shifted)
-    assert any(not torch.equal(s, plain) for s in shifted)
-    assert len(builtin.loader("train")) == 20
+    torch.testing.assert_close(x, expected)  # the test split is never augmented or shuffled
+    assert torch.equal(y, builtin.test.y)
+    train = builtin.batches("train", batch_size=64, seed=0)
+    assert len(train) == 20
+    first, again = (torch.cat([b[1] for b in train]) for _ in range(2))
+    assert not torch.equal(first, again), "each epoch reshuffles"
+    assert torch.equal(torch.sort(first).values, torch.sort(builtin.train.y).values)
+    assert torch.equal(first, torch.cat([b[1] for b in builtin.batches("train", batch_size=64, seed=0)])), "seeded"
+
+
+def test_shifts_move_each_image_by_its_own_offset_within_two_pixels():
+    image = torch.zeros(1, 1, 28, 28)
+    image[0, 0, 14, 14] = 1.0
+    batch = image.expand(64, 1, 28, 28)
+    shifted = augment_batch(batch, "shift", torch.Generator().manual_seed(0))
+    assert shifted.shape == batch.shape and torch.equal(shifted.sum((1, 2, 3)), torch.ones(64))
+    where = shifted[:, 0].flatten(1).argmax(1)
+    rows, cols = where // 28, where % 28
+    assert (rows - 14).abs().max() == 2 and (cols - 14).abs().max() == 2  # ±2 px on 28 px images
+    assert len(set(zip(rows.tolist(), cols.tolist(), strict=True))) > 10, "offsets differ between images"
+    edge = torch.ones(64, 1, 28, 28)
+    assert augment_batch(edge, "shift", torch.Generator().manual_seed(0)).min() == 0, "shifted in from black"
+
+
+def test_flips_mirror_about_half_of_the_images_and_shift_alone_never_does():
+    image = torch.zeros(1, 1, 28, 28)
+    image[..., :, :10] = 1.0  # bright left third: a mirror image is bright on the right
+    batch = image.expand(200, 1, 28, 28)
+    right = lambda x: (x[..., 18:].sum((1, 2, 3)) > x[..., :10].sum((1, 2, 3))).float().mean().item()  # noqa: E731
+    assert right(augment_batch(batch, "shift", torch.Generator().manual_seed(0))) == 0
+    assert 0.3 < right(augment_batch(batch, "shift+flip", torch.Generator().manual_seed(0))) < 0.7
 
 
 # --- image folders ----------------------------------------------------------------------------

@@ -32,7 +32,7 @@ def test_fit_prints_the_labs_log_and_returns_the_history(builtin, lab_log):
 
 def test_a_short_fit_overfits_64_images(builtin):
     data = small(builtin, 64)
-    config = TrainConfig(epochs=40, lr=2e-3, warmup_epochs=1, label_smoothing=0.0, augment="none", weight_decay=0)
+    config = TrainConfig(epochs=40, lr=2e-3, warmup=0.025, label_smoothing=0.0, augment="none", weight_decay=0)
     history = fit(build_model(get_preset("fast").model, 0), data, config, out=io.StringIO(), progress=False)
     assert history.final_accuracy >= 0.95
 
@@ -63,7 +63,7 @@ def learning_rates(config: TrainConfig, steps: int) -> list[float]:
 
 
 def test_warmup_then_cosine_and_the_seeds_constant_rate():
-    rates = learning_rates(TrainConfig(epochs=10, lr=1e-3, warmup_epochs=2), steps=10)
+    rates = learning_rates(TrainConfig(epochs=10, lr=1e-3, warmup=0.2), steps=10)
     assert rates[0] < rates[10] and max(rates) == pytest.approx(1e-3, rel=0.01)
     assert rates.index(max(rates)) in (19, 20)
     assert rates[-1] < 1e-5 and all(a >= b for a, b in zip(rates[20:], rates[21:], strict=False))

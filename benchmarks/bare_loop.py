@@ -1,0 +1,104 @@
+"""labkit's training loop against a bare PyTorch loop on the same model: is ``fit`` as fast as the minimum?
+
+    python benchmarks/bare_loop.py [--presets fast,seed,cnn,hybrid] [--rounds 3]
+
+The bare loop takes only the model and its augmentation setting from labkit: one in-memory uint8 tensor, a shuffle,
+the same per-image shifts (and flips), normalisation, AdamW and cross-entropy; no schedule, no log, no evaluation.
+labkit's ``fit`` does all of that plus the schedule, the lab's log and a test evaluation every epoch, which the lab
+requires and the bare loop skips: so fit is timed twice, its training steps alone (its time less its evaluations)
+and as a whole. Both train the same number of images on the built-in set; the two runs alternate, and the median of
+a few rounds is kept. Ratios within one run are what to read: absolute images/s change with the machine and load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+from labkit.data import DataConfig, load_data, max_shift
+from labkit.models import build_model, fit_to_data
+from labkit.presets import get_preset
+from labkit.train import fit
+
+# Epochs per timed run: about 3-10 s each on 2 CPU cores (one seed-preset epoch alone takes about a minute).
+EPOCHS = {"fast": 3, "seed": 1, "cnn": 2, "hybrid": 2}
+
+
+def bare_fit(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, batch: int, augment: str,
+             mean: float, std: float) -> float:  # fmt: skip
+    """Seconds to train ``model`` for ``epochs`` on uint8 images ``x`` (N, C, H, W) and labels ``y``."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    s = max_shift(x.shape[-1])
+    n, (h, w) = len(y), x.shape[-2:]
+    model.train()
+    start = time.perf_counter()
+    for _ in range(epochs):
+        order = torch.randperm(n)
+        for i in range(0, n, batch):
+            idx = order[i : i + batch]
+            xb = x[idx].float() / 255
+            if augment != "none":
+                # per-image offsets as one gather from the padded batch (single channel, as the lab's images)
+                padded = F.pad(xb, (s, s, s, s))[:, 0]
+                dy, dx = torch.randint(0, 2 * s + 1, (2, len(idx), 1))
+                rows, cols = dy + torch.arange(h), dx + torch.arange(w)
+                xb = padded[torch.arange(len(idx))[:, None, None], rows[:, :, None], cols[:, None, :]][:, None]
+                if augment == "shift+flip":
+                    xb = torch.where(torch.rand(len(idx), 1, 1, 1) < 0.5, xb.flip(-1), xb)
+            loss = F.cross_entropy(model((xb - mean) / std), y[idx], label_smoothing=0.1)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    return time.perf_counter() - start
+
+
+def compare(preset: str, rounds: int) -> tuple[float, float, float]:
+    """Training images/s of labkit's fit with and without its per-epoch evaluations, and of the bare loop:
+    medians over ``rounds`` alternating runs."""
+    p = get_preset(preset)
+    data = load_data(DataConfig(image_size=p.model.image_size))
+    config = fit_to_data(p.model, len(data.classes))
+    epochs = EPOCHS.get(preset, 2)
+    recipe = p.recipe(epochs)
+    images = len(data.train) * epochs
+    ours, steps_only, bare = [], [], []
+    for r in range(rounds):
+        runs = [("labkit", ours), ("bare", bare)]
+        for name, times in runs if r % 2 == 0 else runs[::-1]:
+            model = build_model(config, seed=0)
+            if name == "labkit":
+                history = fit(model, data, recipe, out=io.StringIO(), progress=False)
+                times.append(images / history.seconds)
+                steps_only.append(images / (history.seconds - history.eval_seconds))
+            else:
+                seconds = bare_fit(model, data.train.x, data.train.y, epochs, recipe.batch_size, recipe.augment,
+                                   data.mean, data.std)  # fmt: skip
+                times.append(images / seconds)
+    return statistics.median(ours), statistics.median(steps_only), statistics.median(bare)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--presets", default="fast,seed,cnn,hybrid")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args(argv)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; median of {args.rounds} alternating runs")
+    print(
+        "| preset | epochs | bare loop img/s | labkit, training steps | ratio | labkit, with its evaluations | ratio |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for preset in args.presets.split(","):
+        ours, steps, bare = compare(preset, args.rounds)
+        print(f"| {preset} | {EPOCHS.get(preset, 2)} | {bare:.0f} | {steps:.0f} | {steps / bare:.2f}× | {ours:.0f} | "
+              f"{ours / bare:.2f}× |", flush=True)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
