@@ -10,8 +10,10 @@ to know where the pixels came from.
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
 import tempfile
+import zipfile
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -93,6 +95,10 @@ def load_source(
         images = _torchvision_set(parsed.name, parsed.path, download_root)
     else:
         path = parsed.path
+        if path.is_symlink() and not path.exists():
+            raise LabError(
+                f"data source {text!r} is a symbolic link that loops or points nowhere; give the real folder"
+            )
         if not path.exists():
             raise LabError(
                 f"data source {text!r} not found: give an existing folder of class subfolders, an .npz file, "
@@ -125,7 +131,11 @@ def _builtin() -> ImageSet:
 def _select(images: ImageSet, classes: list[int] | None, per_class: int | None) -> ImageSet:
     if classes is None and per_class is None:
         return images
+    if per_class is not None and per_class < 1:
+        raise LabError(f"per_class={per_class}: keep at least 1 image per class (or leave it out for all)")
     wanted = list(range(len(images.classes))) if classes is None else list(classes)
+    if len(set(wanted)) != len(wanted):
+        raise LabError(f"classes {wanted} name a class twice; give each class index once, e.g. 0,1,2")
     bad = [c for c in wanted if not 0 <= c < len(images.classes)]
     if bad:
         raise LabError(f"class indices {bad} out of range: this data has classes 0..{len(images.classes) - 1}")
@@ -158,44 +168,74 @@ def _read_image(path: str) -> Image.Image:
         raise LabError(f"cannot read image {path}: {err.__class__.__name__}; remove or replace the file") from None
 
 
+def _visible(name: str) -> bool:
+    """Hidden files and folders (JupyterLab's .ipynb_checkpoints, macOS's ._* and .DS_Store) and the __MACOSX
+    folder that macOS adds to zips are never data."""
+    return not name.startswith(".") and name != "__MACOSX"
+
+
+def _files_under(folder: Path, seen: set[str], outside: set[str]) -> tuple[list[Path], int]:
+    """Every visible file under ``folder``, sorted, following symbolic links but reading each real file and
+    folder once (a link loop would otherwise repeat images on both sides of the split), and never entering a folder
+    in ``outside`` (the data root and the other classes, which a link could lead back into); also how many links to
+    something already taken were passed over. ``seen`` holds the real paths of the files taken so far."""
+    files, repeats, visited = [], 0, set()
+    for here, dirs, names in os.walk(folder, followlinks=True):
+        real_dir = os.path.realpath(here)
+        if real_dir in visited or real_dir in outside:
+            repeats += 1
+            dirs[:] = []
+            continue
+        visited.add(real_dir)
+        dirs[:] = sorted(d for d in dirs if _visible(d))
+        for name in sorted(n for n in names if _visible(n)):
+            real = os.path.realpath(os.path.join(here, name))
+            if real in seen:
+                repeats += 1
+            elif os.path.isfile(real):
+                seen.add(real)
+                files.append(Path(here) / name)
+    return files, repeats
+
+
 def _image_folder(root: Path, image_size: int) -> ImageSet:
-    """``root/<class>/<images>``: any size and mode; non-image files are skipped and counted."""
-    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    """``root/<class>/<images>``: any size and mode; non-image files are skipped and counted; hidden names and
+    __MACOSX are ignored; each real file is read once however many links lead to it."""
+    subdirs = sorted(p for p in root.iterdir() if _visible(p.name) and p.is_dir())
     if not subdirs:
         raise LabError(f"{root} has no class subfolders; lay the images out as {root}/<class name>/<image files>")
-    empty = [p.name for p in subdirs if not any(_is_image(f) for f in p.rglob("*"))]
+    seen: set[str] = set()
+    files, repeats = {}, 0
+    classes = {sub: os.path.realpath(sub) for sub in subdirs}
+    for sub in subdirs:
+        outside = {os.path.realpath(root)} | {real for other, real in classes.items() if other != sub}
+        files[sub.name], found = _files_under(sub, seen, outside)
+        repeats += found
+    images = {name: [f for f in found if f.suffix.lower() in IMAGE_EXTENSIONS] for name, found in files.items()}
+    empty = [name for name, found in images.items() if not found]
     if empty:
         raise LabError(
             f"class folder(s) {', '.join(empty)} in {root} hold no {'/'.join(IMAGE_EXTENSIONS)} images; "
             "add images or remove the folder"
         )
-    skipped = sum(1 for p in subdirs for f in p.rglob("*") if f.is_file() and not _is_image(f) and not _hidden(f, p))
-    transform = v2.Compose([v2.PILToTensor(), v2.Resize([image_size, image_size], antialias=True)])
-    folder = torchvision.datasets.ImageFolder(
-        str(root), loader=_read_image, transform=transform, is_valid_file=lambda f: _is_image(Path(f))
-    )
-    x = torch.stack([folder[i][0] for i in range(len(folder))])
-    y = torch.tensor(folder.targets)
-    note = f", {skipped} non-image files skipped" if skipped else ""
-    return ImageSet(x, y, list(folder.classes), f"image folder {root} ({len(folder)} images{note})", skipped)
-
-
-def _hidden(path: Path, top: Path) -> bool:
-    return any(part.startswith(".") for part in path.relative_to(top).parts)
-
-
-def _is_image(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+    skipped = sum(len(found) for found in files.values()) - sum(len(found) for found in images.values())
+    to_tensor = v2.Compose([v2.PILToTensor(), v2.Resize([image_size, image_size], antialias=True)])
+    x = torch.stack([to_tensor(_read_image(str(f))) for found in images.values() for f in found])
+    y = torch.tensor([label for label, found in enumerate(images.values()) for _ in found])
+    notes = [f"{skipped} non-image files skipped"] if skipped else []
+    notes += [f"{repeats} repeated links skipped"] if repeats else []
+    description = f"image folder {root} ({len(y)} images{''.join(', ' + n for n in notes)})"
+    return ImageSet(x, y, list(images), description, skipped)
 
 
 def _npz(path: Path) -> ImageSet:
-    """``x``: N x H x W or N x 1 x H x W (uint8 0-255, or floats in [0, 1]); ``y``: N labels;
-    optional ``classes``: names."""
+    """``x``: N x H x W or N x 1 x H x W (integers 0-255, floats in [0, 1] or 0-255, or booleans); ``y``: N labels
+    0..K-1; optional ``classes``: K names."""
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError) as err:
-        raise LabError(f"cannot read {path} as an .npz file ({err}); save it with numpy.savez") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise LabError(f"cannot read {path} as an .npz file ({err}); save it again with numpy.savez") from None
     missing = [k for k in ("x", "y") if k not in arrays]
     if missing:
         raise LabError(
@@ -211,16 +251,43 @@ def _npz(path: Path) -> ImageSet:
         raise LabError(f"{path}: x holds {len(x)} images but y has shape {y.shape}; give one label per image")
     if not np.issubdtype(y.dtype, np.integer):
         raise LabError(f"{path}: y has dtype {y.dtype}; labels must be integers 0..K-1")
-    if np.issubdtype(x.dtype, np.floating) and x.size and x.max() <= 1.0:
-        x = x * 255.0
-    x = np.clip(np.rint(x), 0, 255).astype(np.uint8)
-    num = int(y.max()) + 1 if len(y) else 0
-    names = [str(c) for c in arrays["classes"]] if "classes" in arrays else [str(c) for c in range(num)]
-    if len(y) and (y.min() < 0 or y.max() >= len(names)):
-        raise LabError(
-            f"{path}: labels span {y.min()}..{y.max()} but there are {len(names)} classes; labels must be 0..K-1"
-        )
+    x = _pixels(x, path)
+    if "classes" in arrays:
+        names = [str(c) for c in arrays["classes"]]
+        if len(y) and (y.min() < 0 or y.max() >= len(names)):
+            raise LabError(
+                f"{path}: labels span {y.min()}..{y.max()} but there are {len(names)} classes; labels must be 0..K-1"
+            )
+    else:
+        present = np.unique(y)
+        if len(y) and (present[0] < 0 or len(present) != present[-1] + 1):
+            absent = sorted(set(range(max(0, int(present[-1]) + 1))) - set(present.tolist()))
+            raise LabError(
+                f"{path}: labels {present.tolist()[:10]} are not 0..K-1 (missing {absent[:10]}, or negative); "
+                "relabel them 0..K-1, or save a classes array naming every class"
+            )
+        names = [str(c) for c in range(len(present))]
     return ImageSet(torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y.astype(np.int64)), names, f"npz file {path}")
+
+
+def _pixels(x: np.ndarray, path: Path) -> np.ndarray:
+    """uint8 pixels from an npz's x, by dtype kind: bool -> 0/255; integers must be 0-255; floats must be finite,
+    and in [0, 1] (scaled by 255) or 0-255."""
+    kind = x.dtype.kind
+    if kind == "b":
+        return x.astype(np.uint8) * 255
+    if kind in "iu":
+        if x.size and (x.min() < 0 or x.max() > 255):
+            raise LabError(f"{path}: x holds integers {x.min()}..{x.max()}; give 8-bit pixels 0-255")
+        return x.astype(np.uint8)
+    if kind == "f":
+        if not np.isfinite(x).all():
+            raise LabError(f"{path}: x holds {np.count_nonzero(~np.isfinite(x))} NaN or infinite values; fix them")
+        lo, hi = (float(x.min()), float(x.max())) if x.size else (0.0, 1.0)
+        if lo < 0 or hi > 255:
+            raise LabError(f"{path}: x spans {lo:g}..{hi:g}; give floats in [0, 1] or 0-255")
+        return np.rint(x * 255.0 if hi <= 1.0 else x).astype(np.uint8)
+    raise LabError(f"{path}: x has dtype {x.dtype}; give uint8, integer, float or boolean pixels")
 
 
 def _torchvision_set(name: str, folder: Path | None, download_root: str | Path | None) -> ImageSet:
@@ -246,8 +313,20 @@ def _torchvision_set(name: str, folder: Path | None, download_root: str | Path |
             raw.mkdir(parents=True)
             for stem in IDX_FILES:
                 _stage_idx(folder, stem, raw / stem)
-            train, test = (cls(tmp, train=t, download=False) for t in (True, False))
+            try:
+                train, test = (cls(tmp, train=t, download=False) for t in (True, False))
+            except (RuntimeError, ValueError, IndexError, EOFError, OSError, AssertionError) as err:
+                raise LabError(
+                    f"the idx files in {folder} are truncated or damaged ({err.__class__.__name__}); "
+                    "re-download or reinstall them"
+                ) from None
             where = f"read from {folder}"
+    for part, files in ((train, IDX_FILES[:2]), (test, IDX_FILES[2:])):
+        if len(part.data) != len(part.targets) or part.data.ndim != 3:
+            raise LabError(
+                f"{files[0]} holds {len(part.data)} images but {files[1]} {len(part.targets)} labels; "
+                "the files do not belong together: re-download or reinstall them"
+            )
     x = torch.cat([train.data, test.data]).unsqueeze(1)
     y = torch.cat([train.targets, test.targets])
     return ImageSet(x, y, list(train.classes), f"{cls.__name__} ({where}; train file first, then test)")
