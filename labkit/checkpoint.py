@@ -27,16 +27,19 @@ A file from another run is never overwritten: it is kept under a timestamped nam
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import hashlib
+import itertools
 import json
 import os
 import pickle
 import platform
 import re
+import shutil
 import sys
 import tempfile
 import time
-import zipfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
@@ -56,11 +59,47 @@ FORMAT = "labkit-checkpoint"
 VERSION = 2  # 2: one checkpoint shape for every producer; SPT's parameters renamed (see _upgrade)
 
 
+MAX_ID = 100  # characters of a student id: the file name, its temp and kept variants stay under 255 bytes
+
+
 def checkpoint_name(student_id: str) -> str:
     """The lab's file name: ``<student_id>_vit.pth``."""
-    if not student_id or any(c in student_id for c in '/\\:*?"<>|') or student_id.startswith("."):
-        raise LabError(f"student id {student_id!r} cannot be part of a file name; use letters, digits, - or _")
+    bad = not student_id or student_id.startswith(".") or any(c in student_id for c in '/\\:*?"<>|')
+    if bad or not student_id.isprintable() or len(student_id) > MAX_ID:
+        raise LabError(
+            f"student id {student_id[:40]!r}{'...' if len(student_id) > 40 else ''} cannot be part of a file name; "
+            f"use up to {MAX_ID} letters, digits, - or _"
+        )
     return f"{student_id}_vit.pth"
+
+
+def check_writable(path: str | Path) -> Path:
+    """Check, before anything is trained, that a checkpoint can be written at ``path``: its folder exists or can
+    be made, is a folder, takes new files, and the file name is not too long. A LabError names what is wrong."""
+    path = Path(path)
+    if path.parent.exists() and not path.parent.is_dir():
+        raise LabError(f"output folder {path.parent} is a file; give a folder with --out")
+    if path.is_dir():
+        raise LabError(f"{path} is a folder; the checkpoint needs its name free")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise LabError(f"cannot write {path} ({err.strerror or err}); choose another --out folder") from None
+    return path
+
+
+def rescue_folder() -> Path:
+    """Where a trained model goes when its own folder fails at the last moment: a per-user folder that outlives
+    the run (the system's temp folder if even that cannot be made)."""
+    folder = Path.home() / ".cache" / "labkit" / "rescued"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    except OSError:
+        return Path(tempfile.gettempdir())
 
 
 def run_fingerprint(model: ModelConfig, train: TrainConfig, seed: int, data_fingerprint: str) -> str:
@@ -123,20 +162,31 @@ def make_checkpoint(
     }
 
 
+LOCK_WAIT = 60.0  # seconds to wait for another process saving to the same path
+LOCK_STALE = 30.0  # a lock this old belongs to a process that died (the locked step takes well under a second)
+TEMP_STALE = 3600.0  # a temp file this old, or whose process is gone, is the remains of a killed save
+
+
 def save_checkpoint(checkpoint: dict, path: str | Path, out: TextIO | None = None) -> Path:
-    """Write ``checkpoint`` to ``path`` atomically, keeping any different run's file found there."""
+    """Write ``checkpoint`` to ``path``, safe against crashes and against other processes saving there too.
+
+    The file is written in full to a temp file first; then, holding a lock on the name, a file of the same run
+    at ``path`` is replaced, and any other file there (another run's, or the user's own) is first kept under a
+    timestamped name, so ``path`` is never missing and nothing is lost."""
     out = out or sys.stdout
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists() and _fingerprint_of(path) != checkpoint["run_fingerprint"]:
-        kept = _free_name(path)
-        path.rename(kept)
-        print(f"! {path} held a different run; kept it as {kept}", file=out)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    path = check_writable(path)
+    _remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(checkpoint, f)
-        os.replace(tmp, path)
+        with _locked(path):
+            if os.path.lexists(path):
+                saved = _fingerprint_of(path)
+                if saved is None or saved != checkpoint["run_fingerprint"]:
+                    kept = _keep_aside(path)
+                    print(f"! {path} held a different run; kept it as {kept}", file=out)
+            os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -144,19 +194,86 @@ def save_checkpoint(checkpoint: dict, path: str | Path, out: TextIO | None = Non
     return path
 
 
+@contextlib.contextmanager
+def _locked(path: Path):
+    """Hold ``.<name>.lock`` beside ``path`` (created with O_EXCL, so one process at a time) while inside."""
+    lock = path.with_name(f".{path.name}.lock")
+    deadline = time.monotonic() + LOCK_WAIT
+    while True:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            try:
+                if time.time() - lock.stat().st_mtime > LOCK_STALE:
+                    lock.unlink(missing_ok=True)  # left by a process that was killed while saving
+                    continue
+            except FileNotFoundError:
+                continue
+            if time.monotonic() > deadline:
+                raise LabError(
+                    f"another save to {path} has held {lock} for a minute; delete it if none is running"
+                ) from None
+            time.sleep(0.02)
+    try:
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _keep_aside(path: Path) -> Path:
+    """A copy of the file at ``path`` under a free timestamped name, claimed atomically (a hard link, or a copy
+    where links are not supported); ``path`` itself stays in place until the caller replaces it."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(path.stat().st_mtime))
+    for n in itertools.count():
+        candidate = path.with_name(f"{path.stem}.{stamp}{f'-{n}' if n else ''}{path.suffix}")
+        try:
+            os.link(path, candidate)
+            return candidate
+        except FileExistsError:
+            continue
+        except OSError:
+            try:
+                with open(path, "rb") as src, open(candidate, "xb") as dst:
+                    shutil.copyfileobj(src, dst)
+                return candidate
+            except FileExistsError:
+                continue
+    raise AssertionError("unreachable")
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Remove temp files of this name left by saves that were killed mid-write: their process is gone, or they
+    are over an hour old. A temp file of a save still running elsewhere is left alone."""
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid = tmp.name.removeprefix(f".{path.name}.").split(".")[0]
+        try:
+            stale = time.time() - tmp.stat().st_mtime > TEMP_STALE or (pid.isdigit() and not _alive(int(pid)))
+            if stale:
+                tmp.unlink()
+        except OSError:
+            continue
+
+
+def _alive(pid: int) -> bool:
+    if os.name != "posix":
+        return True  # no cheap check elsewhere: the age rule applies
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _fingerprint_of(path: Path) -> str | None:
     try:
         return load_checkpoint(path)["run_fingerprint"]
     except LabError:
         return None
-
-
-def _free_name(path: Path) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(path.stat().st_mtime))
-    candidate, n = path.with_name(f"{path.stem}.{stamp}{path.suffix}"), 1
-    while candidate.exists():
-        candidate, n = path.with_name(f"{path.stem}.{stamp}-{n}{path.suffix}"), n + 1
-    return candidate
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -168,18 +285,20 @@ def load_checkpoint(path: str | Path) -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        found = re.search(r"GLOBAL ([\w.]+)", str(err), re.IGNORECASE)
         if found:
             raise LabError(
-                f"{path} refused: it carries pickled code or objects ({found.group(1)}); only tensors and plain "
-                "data are loaded (weights_only=True), so save the state dict or a labkit checkpoint"
+                f"{path} refused: it carries pickled code or objects ({found.group(1)}), which were not run; only "
+                "tensors and plain data are loaded (weights_only=True): save the state dict or a labkit checkpoint"
             ) from None
         raise LabError(
             f"{path} is not a readable checkpoint (not a torch.save file); save it with torch.save"
         ) from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
+    except Exception as err:  # weights_only=True runs no code, so whatever else fails means an unreadable file
+        reason = next(iter(str(err).splitlines()), "") or err.__class__.__name__
+        empty = path.stat().st_size == 0
         raise LabError(
-            f"{path} is not a readable checkpoint (corrupt or truncated: {str(err).splitlines()[0]}); "
+            f"{path} is not a readable checkpoint ({'an empty file' if empty else f'corrupt or truncated: {reason}'}); "
             "save it again with torch.save"
         ) from None
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
@@ -244,14 +363,25 @@ def _from_bare_state_dict(state: dict, path: Path) -> dict:
 
 
 def model_from_checkpoint(checkpoint: dict) -> nn.Module:
-    """Rebuild the model from the stored config and load the weights; a shape mismatch is a LabError."""
+    """Rebuild the model from the stored config and load the weights; a mismatch is a one-line LabError that
+    names the first differing parameter, not the whole list."""
     model = build_model(config_from_dict(checkpoint["model_config"]))
-    try:
-        model.load_state_dict(checkpoint["model_state"])
-    except RuntimeError as err:
-        first = next((line.strip() for line in str(err).splitlines()[1:] if line.strip()), str(err))
+    expected, state = model.state_dict(), checkpoint["model_state"]
+    wrong = [k for k in expected.keys() & state.keys() if expected[k].shape != state[k].shape]
+    missing, unexpected = sorted(expected.keys() - state.keys()), sorted(state.keys() - expected.keys())
+    problems = []
+    if wrong:
+        k = sorted(wrong)[0]
+        problems.append(f"{len(wrong)} shapes differ, e.g. {k}: {tuple(state[k].shape)} in the file, "
+                        f"{tuple(expected[k].shape)} in the model")  # fmt: skip
+    if missing:
+        problems.append(f"{len(missing)} missing, e.g. {missing[0]}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected, e.g. {unexpected[0]}")
+    if problems:
         raise LabError(
-            f"checkpoint weights do not fit its {checkpoint['preset']!r} model ({first}); "
+            f"checkpoint weights do not fit its {checkpoint['preset']!r} model ({'; '.join(problems)}); "
             "it was saved from another architecture"
-        ) from None
+        )
+    model.load_state_dict(state)
     return model.eval()

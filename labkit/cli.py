@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from labkit.data import AUGMENTATIONS
 from labkit.errors import LabError
 from labkit.lab import BASELINE
-from labkit.presets import PRESETS
+from labkit.presets import PRESETS, VIT_PRESETS
 from labkit.sources import BUILTIN
 
 
@@ -37,9 +38,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_arguments(train)
     train.add_argument("--preset", default="fast", choices=list(PRESETS), help="model + recipe (default: fast)")
     train.add_argument("--epochs", type=int, help="override the preset's number of epochs")
+    add_augment_argument(train)
     train.add_argument("--seed", type=int, default=0, help="training seed; the split has its own (default: 0)")
     train.add_argument("--student-id", default="student_id", help="names the checkpoint file (default: student_id)")
-    train.add_argument("--out", default="outputs", help="folder for the checkpoint (default: outputs)")
+    train.add_argument(
+        "--out",
+        default="outputs",
+        help="folder for the checkpoint (default: outputs). A file there from the same settings and data is "
+        "replaced; any other file is kept under a timestamped name. The folder is checked before training; if "
+        "saving still fails, the model is saved under ~/.cache/labkit/rescued and the path printed",
+    )
     train.add_argument("--device", default="auto", help="cuda, mps, cpu or auto (default: auto)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     train.set_defaults(command=cmd_train)
@@ -61,8 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--data", default=BUILTIN, metavar="SOURCE", help=f"as for train (default: {BUILTIN})")
     report.add_argument("--student-id", default="student_id", help="names the report and checkpoint")
-    report.add_argument("--preset", default="fast", choices=list(PRESETS), help="(default: fast)")
+    report.add_argument("--preset", default="fast", choices=list(VIT_PRESETS), help="a ViT preset (default: fast)")
     report.add_argument("--epochs", type=int, help="override the preset's number of epochs")
+    add_augment_argument(report)
     report.add_argument("--out", default=".", help="folder for the report and checkpoint (default: here)")
     report.set_defaults(command=cmd_report)
 
@@ -86,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="The torchinfo table of a preset, with the lab's columns and depth.",
     )
     summary.add_argument("--preset", default="fast", choices=list(PRESETS), help="(default: fast)")
-    summary.add_argument("--classes", type=int, default=None, help="number of classes (default: the preset's)")
+    summary.add_argument("--num-classes", type=int, default=None, metavar="K",
+                         help="number of classes of the head (default: the preset's)")  # fmt: skip
     summary.set_defaults(command=cmd_summary)
     return parser
 
@@ -101,6 +111,16 @@ def add_data_arguments(parser: argparse.ArgumentParser, default: str | None = BU
     )
     parser.add_argument("--classes", type=parse_classes, metavar="I,J,...", help="keep only these class indices")
     parser.add_argument("--per-class", type=int, metavar="N", help="keep the first N images of each class")
+
+
+def add_augment_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--augment",
+        choices=AUGMENTATIONS,
+        help="override the preset's training augmentation: none, shift (small translations, right for any lab data) "
+        "or shift+flip (adds mirror images: only where a mirrored image keeps its class, as clothes or textures "
+        "do and digits or letters do not)",
+    )
 
 
 def parse_classes(text: str) -> tuple[int, ...]:
@@ -136,6 +156,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         data,
         args.preset,
         epochs=args.epochs,
+        augment=args.augment,
         seed=args.seed,
         student_id=args.student_id,
         out_dir=args.out,
@@ -161,14 +182,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from labkit.report import make_report
 
-    make_report(args.data, args.student_id, args.preset, args.epochs, args.out)
+    make_report(args.data, args.student_id, args.preset, args.epochs, args.out, augment=args.augment)
     return 0
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
-    from labkit.grading import grade, table, write_csv
+    from labkit.grading import check_csv_target, grade, table, write_csv
 
     baseline = args.baseline
+    if args.csv:
+        check_csv_target(args.csv)
     grades = grade(args.paths, args.data, baseline)
     if not grades:
         raise LabError(f"no .pth files found in {', '.join(args.paths)}; give checkpoint files or folders of them")
@@ -184,5 +207,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     from labkit.summary import summarize
 
     config = PRESETS[args.preset].model
-    print(summarize(build_model(fit_to_data(config, args.classes or config.num_classes))))
+    if args.num_classes is not None and args.num_classes < 2:
+        raise LabError(f"--num-classes {args.num_classes}: a classifier needs at least 2 classes")
+    print(summarize(build_model(fit_to_data(config, args.num_classes or config.num_classes))))
     return 0

@@ -10,7 +10,7 @@ import torch
 from labkit.checkpoint import load_checkpoint, model_from_checkpoint
 from labkit.data import DataConfig, LabData, load_data
 from labkit.errors import LabError
-from labkit.metrics import evaluate
+from labkit.metrics import EVAL_BATCH, evaluate
 from labkit.models import count_parameters
 
 
@@ -35,7 +35,10 @@ def checkpoint_data(checkpoint: dict, source: str | None = None, **overrides) ->
     stored = checkpoint["data"]["config"] if checkpoint["data"] else None
     if stored is None and source is None:
         raise LabError("this checkpoint stores no data settings (a bare state dict); pass --data SOURCE")
-    config = DataConfig(**stored) if stored else DataConfig()
+    try:
+        config = DataConfig(**stored) if stored else DataConfig()
+    except TypeError as err:
+        raise LabError(f"the checkpoint's data settings do not fit this labkit ({err}); pass --data SOURCE") from None
     changes = {k: v for k, v in overrides.items() if v is not None}
     if source is not None:
         changes["source"] = str(source)
@@ -59,7 +62,7 @@ def evaluate_checkpoint(path: str | Path, source: str | None = None, **overrides
             "evaluate it on the data it was trained for"
         )
     with torch.inference_mode():
-        loss, accuracy = evaluate(model, data.loader("test"))
+        loss, accuracy = evaluate(model, data.batches("test", EVAL_BATCH))
     result = Evaluation(checkpoint, count_parameters(model), accuracy, loss, len(data.test))
     stored_fp = checkpoint["data"]["test_fingerprint"] if checkpoint["data"] else None
     if stored_fp and stored_fp != data.test_fingerprint:

@@ -6,6 +6,7 @@ One bad file never stops the others: it gets its own row with the reason.
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -37,10 +38,16 @@ def submissions(paths: list[str | Path]) -> list[Path]:
 
 
 def grade_one(path: Path, source: str | None, baseline: float) -> Grade:
+    """One file's row. Whatever is wrong with a file becomes its ERROR row, so one bad submission never stops
+    the batch: a LabError names the problem; anything else means a file shaped in a way labkit did not foresee."""
+    student = path.stem.removesuffix("_vit")
     try:
         result = evaluate_checkpoint(path, source)
     except LabError as err:
-        return Grade(str(path), student_id=path.stem.removesuffix("_vit"), note=str(err).removeprefix(f"{path} "))
+        return Grade(str(path), student_id=student, note=str(err).removeprefix(f"{path} "))
+    except Exception as err:  # noqa: BLE001 - a grader's batch must go on; the row says what happened
+        first = next(iter(str(err).splitlines()), "")
+        return Grade(str(path), student_id=student, note=f"cannot be graded ({err.__class__.__name__}: {first})")
     checkpoint = result.checkpoint
     passed = result.accuracy > baseline
     return Grade(str(path), checkpoint["student_id"], checkpoint["preset"], result.params,
@@ -63,6 +70,18 @@ def table(grades: list[Grade], baseline: float) -> str:
                      g.result, g.note])  # fmt: skip
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1] for r in rows)
+
+
+def check_csv_target(path: str | Path) -> None:
+    """Fail before any grading if the CSV cannot be written there: a folder, a missing or read-only folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise LabError(f"--csv {path} is a folder; give a file name such as grades.csv")
+    folder = path.parent
+    if not folder.is_dir():
+        raise LabError(f"--csv {path}: folder {folder} does not exist; create it or choose another path")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise LabError(f"--csv {path} cannot be written (no permission); choose another path")
 
 
 def write_csv(grades: list[Grade], path: str | Path) -> None:

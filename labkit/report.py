@@ -76,7 +76,7 @@ def to_html(notebooks: list[nbformat.NotebookNode], title: str) -> str:
 
 
 def make_report(data: str = BUILTIN, student_id: str = "student_id", preset: str = "fast", epochs: int | None = None,
-                out_dir: str | Path = ".", out: TextIO | None = None) -> Path:  # fmt: skip
+                out_dir: str | Path = ".", out: TextIO | None = None, augment: str | None = None) -> Path:  # fmt: skip
     """Run the lab's notebooks with these settings; write ``<student_id>_lab8_report.html`` and the checkpoint."""
     out = out or sys.stdout
     out_dir = Path(out_dir)

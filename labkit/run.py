@@ -6,6 +6,7 @@ This is what the CLI's ``train`` and the notebooks call, so both print the same 
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -13,10 +14,12 @@ from typing import TextIO
 from torch import nn
 
 from labkit.checkpoint import (
+    check_writable,
     checkpoint_name,
     load_checkpoint,
     make_checkpoint,
     model_from_checkpoint,
+    rescue_folder,
     run_fingerprint,
     save_checkpoint,
 )
@@ -50,6 +53,7 @@ def train_run(
     data: LabData,
     preset: str = "fast",
     epochs: int | None = None,
+    augment: str | None = None,
     seed: int = 0,
     student_id: str = "student_id",
     out_dir: str | Path = "outputs",
@@ -61,14 +65,17 @@ def train_run(
 ) -> Run:
     """Train ``preset`` on ``data`` and save ``<out_dir>/<student_id>_vit.pth``, printing the lab's log.
 
-    With ``reuse``, a checkpoint already at that path from the same settings and data is loaded instead.
-    ``filename`` replaces the lab's name (for a second model beside the ViT, such as the CNN baseline).
+    ``epochs`` and ``augment`` override the preset's. With ``reuse``, a checkpoint already at that path from the
+    same settings and data is loaded instead. ``filename`` replaces the lab's name (for a second model beside the
+    ViT, such as the CNN baseline). The output is checked before training; if saving still fails at the end, the
+    model is saved in ``rescue_folder()`` instead and that path is printed: a trained model is never thrown away.
     """
     out = out or sys.stdout
     p = get_preset(preset)
-    train_config = p.recipe(epochs)
+    train_config = p.recipe(epochs, augment)
     model_config = fit_to_data(p.model, len(data.classes))
-    path = Path(out_dir) / (filename or checkpoint_name(student_id))
+    path = check_writable(Path(out_dir) / (filename or checkpoint_name(student_id)))
+    device = pick_device(device)
     if reuse and path.is_file():
         try:
             saved = load_checkpoint(path)
@@ -79,11 +86,16 @@ def train_run(
             history = History(**saved["metrics"]["history"])
             return Run(model_from_checkpoint(saved), saved, path, history, trained=False)
     model = build_model(model_config, seed)
-    history = fit(model, data, train_config, seed, pick_device(device), out=out, progress=progress)
+    history = fit(model, data, train_config, seed, device, out=out, progress=progress)
     model.cpu().eval()
     checkpoint = make_checkpoint(
         model.state_dict(), model_config, preset=p.name, student_id=student_id, classes=data.classes,
         train=train_config, seed=seed, data=data, history=history,
     )  # fmt: skip
-    save_checkpoint(checkpoint, path, out=out)
+    try:
+        path = save_checkpoint(checkpoint, path, out=out)
+    except (OSError, LabError) as err:
+        rescued = rescue_folder() / f"{time.strftime('%Y%m%d-%H%M%S')}-{path.name}"
+        print(f"! could not save {path} ({err}); saving the trained model as {rescued} instead", file=out)
+        path = save_checkpoint(checkpoint, rescued, out=out)
     return Run(model, checkpoint, path, history, trained=True)
