@@ -28,7 +28,7 @@ def test_round_trip_gives_the_same_logits_and_accuracy(run, builtin):
     assert checkpoint["data"]["config"]["split_seed"] == 0 and "split_seed" not in checkpoint["data"]
     assert set(checkpoint["versions"]) >= {"labkit", "torch", "torchvision"}
     model = model_from_checkpoint(checkpoint)
-    x = next(iter(builtin.loader("test")))[0]
+    x = next(iter(builtin.batches("test")))[0]
     torch.testing.assert_close(model(x), run.model(x), rtol=0, atol=0)
     result = evaluate_checkpoint(run.path)
     assert result.accuracy == checkpoint["metrics"]["test_accuracy"] == run.history.final_accuracy
@@ -164,5 +164,5 @@ def test_a_version_1_checkpoint_still_loads_with_the_same_weights(run, tmp_path,
     torch.save(old, path)
     loaded = load_checkpoint(path)
     assert loaded["version"] == 2 and "split_seed" not in loaded["data"]
-    x = next(iter(quick.loader("test")))[0]
+    x = next(iter(quick.batches("test")))[0]
     torch.testing.assert_close(model_from_checkpoint(loaded)(x), run.model(x), rtol=0, atol=0)
