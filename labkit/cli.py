@@ -1,5 +1,8 @@
 """``python -m labkit``: train, evaluate, summarise, write the hand-in report and grade submissions.
 
+Parsing the command line imports no torch (each command imports what it needs), so --help and argument errors
+answer at once.
+
 Errors the user can fix are one line on stderr and a non-zero exit; anything else is a bug and keeps
 its traceback.
 """
@@ -9,11 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from labkit.data import AUGMENTATIONS
 from labkit.errors import LabError
-from labkit.lab import BASELINE
-from labkit.presets import PRESETS, VIT_PRESETS
-from labkit.sources import BUILTIN
+from labkit.lab import AUGMENTATIONS, BASELINE, BUILTIN, PRESET_NAMES, VIT_PRESET_NAMES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a preset, print the lab's log and save <student-id>_vit.pth.",
     )
     add_data_arguments(train)
-    train.add_argument("--preset", default="fast", choices=list(PRESETS), help="model + recipe (default: fast)")
+    train.add_argument("--preset", default="fast", choices=PRESET_NAMES, help="model + recipe (default: fast)")
     train.add_argument("--epochs", type=int, help="override the preset's number of epochs")
     add_augment_argument(train)
     train.add_argument("--seed", type=int, default=0, help="training seed; the split has its own (default: 0)")
@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--data", default=BUILTIN, metavar="SOURCE", help=f"as for train (default: {BUILTIN})")
     report.add_argument("--student-id", default="student_id", help="names the report and checkpoint")
-    report.add_argument("--preset", default="fast", choices=list(VIT_PRESETS), help="a ViT preset (default: fast)")
+    report.add_argument("--preset", default="fast", choices=VIT_PRESET_NAMES, help="a ViT preset (default: fast)")
     report.add_argument("--epochs", type=int, help="override the preset's number of epochs")
     add_augment_argument(report)
     report.add_argument("--out", default=".", help="folder for the report and checkpoint (default: here)")
@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the torchinfo table of a preset",
         description="The torchinfo table of a preset, with the lab's columns and depth.",
     )
-    summary.add_argument("--preset", default="fast", choices=list(PRESETS), help="(default: fast)")
+    summary.add_argument("--preset", default="fast", choices=PRESET_NAMES, help="(default: fast)")
     summary.add_argument("--num-classes", type=int, default=None, metavar="K",
                          help="number of classes of the head (default: the preset's)")  # fmt: skip
     summary.set_defaults(command=cmd_summary)
@@ -204,9 +204,10 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
 def cmd_summary(args: argparse.Namespace) -> int:
     from labkit.models import build_model, fit_to_data
+    from labkit.presets import get_preset
     from labkit.summary import summarize
 
-    config = PRESETS[args.preset].model
+    config = get_preset(args.preset).model
     if args.num_classes is not None and args.num_classes < 2:
         raise LabError(f"--num-classes {args.num_classes}: a classifier needs at least 2 classes")
     print(summarize(build_model(fit_to_data(config, args.num_classes or config.num_classes))))

@@ -14,11 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from labkit.errors import LabError
-from labkit.sources import BUILTIN, load_source
-
-# "shift": small random translations, label-preserving for any lab data. "shift+flip" adds left-right mirror images:
-# for data whose classes survive a mirror (clothes, textures), never for digits or letters (a mirrored 2 is no 2).
-AUGMENTATIONS = ("none", "shift", "shift+flip")
+from labkit.lab import AUGMENTATIONS, BUILTIN
+from labkit.sources import load_source
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,8 @@
 """The lab's fixed facts, each defined once: the pass mark, where the notebooks live and the tags their special
-cells carry."""
+cells carry, and the names the command line offers (the built-in data, the presets, the augmentations).
+
+It imports nothing heavy, so ``python -m labkit --help`` and argument errors answer at once, before torch loads.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,12 @@ BASELINE = 0.60  # the lab's pass mark: test accuracy must beat 60%
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"  # the four lab notebooks, in a clone of the lab
 NOTEBOOK_GLOB = "[0-9]*.ipynb"  # 01_data ... 04_qa, in the order a student runs them
 BADGE_TAG, BOOTSTRAP_TAG, PARAMETERS_TAG = "colab-badge", "bootstrap", "parameters"
+BUILTIN = "builtin"  # the SOURCE of the data that ships with labkit
+PRESET_NAMES = ("fast", "seed", "cnn", "hybrid")  # presets.PRESETS, in this order (checked there)
+VIT_PRESET_NAMES = ("fast", "seed", "hybrid")  # the presets whose model is a ViT: the notebooks' questions need one
+# "shift": small random translations, label-preserving for any lab data. "shift+flip" adds left-right mirror images:
+# for data whose classes survive a mirror (clothes, textures), never for digits or letters (a mirrored 2 is no 2).
+AUGMENTATIONS = ("none", "shift", "shift+flip")
 
 
 def lab_notebooks() -> list[Path]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 
 from labkit.cnn import CNNConfig
 from labkit.errors import LabError
+from labkit.lab import PRESET_NAMES, VIT_PRESET_NAMES
 from labkit.models import ModelConfig
 from labkit.train import TrainConfig
 from labkit.vit import ViTConfig
@@ -89,6 +90,8 @@ PRESETS = {
     )
 }
 VIT_PRESETS = tuple(name for name, p in PRESETS.items() if isinstance(p.model, ViTConfig))
+# The command line offers the names from lab.py, which loads without torch: they must be these.
+assert (tuple(PRESETS), VIT_PRESETS) == (PRESET_NAMES, VIT_PRESET_NAMES), "update lab.PRESET_NAMES and VIT_PRESET_NAMES"
 
 
 def get_preset(name: str) -> Preset:

@@ -20,8 +20,8 @@ from nbclient.exceptions import CellExecutionError
 
 from labkit.checkpoint import checkpoint_name, load_checkpoint, save_checkpoint
 from labkit.errors import LabError
-from labkit.lab import BADGE_TAG, BOOTSTRAP_TAG, NOTEBOOKS, PARAMETERS_TAG, lab_notebooks
-from labkit.sources import BUILTIN, parse_source
+from labkit.lab import BADGE_TAG, BOOTSTRAP_TAG, BUILTIN, NOTEBOOKS, PARAMETERS_TAG, lab_notebooks
+from labkit.sources import parse_source
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 

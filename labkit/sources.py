@@ -25,8 +25,8 @@ from PIL import Image, UnidentifiedImageError
 from torchvision.transforms import v2
 
 from labkit.errors import LabError
+from labkit.lab import BUILTIN
 
-BUILTIN = "builtin"
 TORCHVISION_SETS = {"mnist": "MNIST", "fashionmnist": "FashionMNIST", "kmnist": "KMNIST"}
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")

@@ -85,3 +85,19 @@ def test_every_command_has_help(capsys, command):
     with pytest.raises(SystemExit) as exit_:
         main([command, "--help"])
     assert exit_.value.code == 0 and capsys.readouterr().out.startswith("usage: python -m labkit " + command)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["train", "--help"], ["train", "--preset", "nope"]])
+def test_help_and_argument_errors_import_no_torch(args):
+    """Parsing the command line must answer at once: torch takes seconds to import."""
+    probe = f"""
+import sys
+from labkit.cli import main
+try:
+    main({args!r})
+except SystemExit:
+    pass
+print("torch" in sys.modules, file=sys.stderr)
+"""
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.stderr.strip().splitlines()[-1] == "False", result.stderr
