@@ -39,6 +39,7 @@ from labkit.train import TrainConfig, fit
 from labkit.vit import ViTConfig
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # bare_loop.py beside this file
 CACHE = HERE / "results" / "cache.json"
 README = HERE.parent / "README.md"
 SETS = {"built-in (MNIST 0-5 × 300)": DataConfig(), "hard (Fashion-MNIST 0-5 × 300)": sweep.HARD}
@@ -57,6 +58,23 @@ class Row:
         return replace(get_preset(self.preset).model, **dict(self.model_changes))
 
 
+SAME_TIME = "CNN at the default's wall-clock (fast recipe)"
+# The seed recipe takes about 1,000 s a run on 2 cores: it reruns only when --rows names it. Until then its rows from
+# an earlier benchmark run (same model, recipe and data, labkit's earlier data loader) are shown, with a dagger.
+CARRIED = "seed (lab reference, Adam 3e-4)"
+
+
+def same_time_epochs(cache: dict, set_name: str) -> int | None:
+    """Epochs of the CNN that take as long as the fast default: from the mean seconds of the cached fast and
+    30-epoch CNN rows of this set (None until both have run)."""
+    seconds = {name: [v["seconds"] for v in cache.values() if v["row"] == name and v["set"] == set_name]
+               for name in ("fast (default)", "CNN baseline (fast recipe, 30 ep)")}  # fmt: skip
+    if not all(seconds.values()):
+        return None
+    fast, cnn = (statistics.mean(v) for v in seconds.values())
+    return max(1, round(30 * fast / cnn))
+
+
 def rows() -> list[Row]:
     fast = get_preset("fast").train
     ablations = [
@@ -72,12 +90,13 @@ def rows() -> list[Row]:
     return [
         Row("seed (lab reference, Adam 3e-4)", "seed", get_preset("seed").train, expected=0.86, quick=True),
         Row("fast (default)", "fast", fast, quick=True),
+        Row("fast at the lab's 20 epochs", "fast", replace(fast, epochs=20), quick=True),
         Row("CNN baseline (fast recipe, 30 ep)", "cnn", replace(fast, epochs=30), expected=0.90, quick=True),
+        Row(SAME_TIME, "cnn", fast, quick=True),  # epochs set from the two rows above: see same_time_epochs
         Row("hybrid (conv stem + ViT)", "hybrid", get_preset("hybrid").train),
         Row("vit_pytorch.ViT, fast dims + recipe", None, fast),
         *(Row(f"fast − {what}", "fast", replace(fast, **change)) for what, change in ablations),
         *(Row(f"fast − {what}", "fast", fast, model_changes=((field, False),)) for what, field in architecture),
-        Row("fast + locality attention (tried, not kept)", "fast", fast, model_changes=(("locality_attention", True),)),
     ]
 
 
@@ -105,7 +124,7 @@ def run_one(row: Row, data, seed: int) -> dict:
     else:
         model = build_model(fit_to_data(row.model_config(), len(data.classes)), seed)
     history = fit(model, data, row.train, seed, out=io.StringIO(), progress=False)
-    return {"accuracy": history.final_accuracy, "seconds": history.seconds,
+    return {"accuracy": history.final_accuracy, "seconds": history.seconds, "epochs": row.train.epochs,
             "params": count_parameters(model),
             "images_per_s": len(data.train) * row.train.epochs / history.seconds}  # fmt: skip
 
@@ -170,6 +189,21 @@ def throughput_table(device: str) -> list[str]:
     return lines + [""]
 
 
+def bare_loop_table() -> list[str]:
+    """labkit's fit against a bare PyTorch loop on the same model, for the four presets (bare_loop.py)."""
+    from bare_loop import EPOCHS, compare
+
+    lines = ["**labkit's loop against a bare PyTorch loop** (`benchmarks/bare_loop.py`: the same model, data, "
+             "shifts and optimizer in a minimal loop; median of alternating runs; training images/s):", "",
+             "| preset | epochs | bare loop | labkit, training steps | ratio | labkit, with evaluations | ratio |",
+             "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for preset in ("fast", "seed", "cnn", "hybrid"):
+        ours, steps, bare = compare(preset, rounds=1 if preset == "seed" else 3)
+        lines.append(f"| {preset} | {EPOCHS[preset]} | {bare:.0f} | {steps:.0f} | {steps / bare:.2f}× | {ours:.0f} | "
+                     f"{ours / bare:.2f}× |")  # fmt: skip
+    return lines + [""]
+
+
 def write_readme_block(name: str, lines: list[str]) -> None:
     """Replace what README.md holds between ``<!-- name:start -->`` and ``<!-- name:end -->``."""
     text = README.read_text()
@@ -188,7 +222,9 @@ def fmt(results: list[dict], row: Row, seeds: int) -> str:
         accuracy += f" ({len(acc)} of {seeds} seeds)"
     if row.expected is not None and mean < row.expected * 100:
         accuracy += f" **BROKEN: below its expected {row.expected:.0%}**; check the recipe and the data"
-    cells = [row.name, f"{results[0]['params']:,}", accuracy,
+    epochs = results[0].get("epochs", row.train.epochs)
+    name = row.name + (" †" if any(r.get("carried") for r in results) else "")
+    cells = [name, f"{results[0]['params']:,}", accuracy, str(epochs),
              f"{statistics.mean(r['seconds'] for r in results):.0f}",
              f"{statistics.mean(r['images_per_s'] for r in results):.0f}"]  # fmt: skip
     return "| " + " | ".join(cells) + " |"
@@ -237,15 +273,22 @@ def main(argv: list[str] | None = None) -> int:
         lines += [
             f"**{set_name}**: {len(data.train)} train / {len(data.test)} test",
             "",
-            "| row | params | test acc % (mean ± std) | wall s | train img/s |",
-            "|---|---:|---:|---:|---:|",
+            "| row | params | test acc % (mean ± std) | epochs | wall s | train img/s |",
+            "|---|---:|---:|---:|---:|---:|",
         ]
         wanted = [p.strip().lower() for p in args.rows.split(",")] if args.rows else [""]
         for row in (r for r in rows() if (r.quick or not args.quick) and r.name.lower().startswith(tuple(wanted))):
+            if row.name == SAME_TIME:
+                epochs = same_time_epochs(cache, set_name)
+                if epochs is None:
+                    lines.append(f"| {row.name} | | needs the fast and CNN rows first | | | |")
+                    continue
+                row = replace(row, train=replace(row.train, epochs=epochs))
             results = []
+            carry = row.name == CARRIED and not args.rows  # rerun only when --rows names it
             for seed in seeds:
                 k = key(row, set_name, data.fingerprint, seed, where)
-                if args.cached_only and k not in cache:
+                if (args.cached_only or carry) and k not in cache:
                     continue
                 if k not in cache or not (args.resume or args.cached_only):  # --cached-only never trains
                     print(f"{set_name} · {row.name} · seed {seed} ...", file=sys.stderr, flush=True)
@@ -253,11 +296,18 @@ def main(argv: list[str] | None = None) -> int:
                     CACHE.parent.mkdir(exist_ok=True)
                     CACHE.write_text(json.dumps(cache, indent=1, sort_keys=True))
                 results.append(cache[k])
-            lines.append(fmt(results, row, len(seeds)) if results else f"| {row.name} | | not run yet | | |")
+            if not results and row.name == CARRIED:
+                results = [
+                    v | {"carried": True} for v in cache.values() if v["row"] == CARRIED and v["set"] == set_name
+                ]
+            lines.append(fmt(results, row, len(seeds)) if results else f"| {row.name} | | not run yet | | | |")
             print(lines[-1], file=sys.stderr, flush=True)
         lines.append("")
+    if any(line.startswith(f"| {CARRIED} †") for line in lines):
+        lines += [f"† from an earlier run of this benchmark (the same model, recipe and data, {where['cores']} cores; "
+                  "labkit's earlier per-image data loader), not rerun: about 1,000 s a run.", ""]  # fmt: skip
     if not args.no_throughput:
-        lines += throughput_table("cpu")
+        lines += bare_loop_table() + throughput_table("cpu")
     print("\n".join(lines))
     if args.readme:
         write_readme_block("benchmark", lines)

@@ -36,11 +36,12 @@ PRESETS = {
     for p in (
         Preset(
             "fast",
-            # Chosen on validation splits of both benchmark sets (labkit/results/sweep*.csv): patch 7 (16 tokens)
-            # matched patch 4 at 2-3x less time; wider or deeper models did not pay for their cost; shifted patches
-            # added ~4 points on Fashion-MNIST for 10% more parameters; locality attention added nothing, so it is off.
+            # Chosen by the worse of two validation splits (digits, Fashion-MNIST 0-5; 3 seeds each, see the README):
+            # patch 4 gives 49 tokens, which held on held-back texture photographs where patch 7's 16 did not;
+            # depth 4 for 60 epochs matched depth 6 for 45 at less time; shifted patches added 1.4 / 3.0 points;
+            # [CLS] and positions start at the paper's std 0.02 (1.0 tied on the harder set).
             ViTConfig(
-                patch_size=7,
+                patch_size=4,
                 dim=64,
                 depth=4,
                 heads=4,
@@ -49,11 +50,12 @@ PRESETS = {
                 dropout=0.0,
                 emb_dropout=0.0,
                 shifted_patches=True,
+                embedding_init_std=0.02,
             ),
-            # Shifts were within noise on digits and cost 2-6 points on clothes at 20 epochs: off by default, a setting.
-            TrainConfig(epochs=20, augment="none"),
-            expected_accuracy=0.90,
-            about="small ViT (patch 7, dim 64, depth 4, SPT), AdamW + warmup/cosine + smoothing: the default",
+            # 60 epochs is about 46 s on 2 CPU cores: the most that fits the one-minute budget with room to spare.
+            TrainConfig(epochs=60),
+            expected_accuracy=0.95,
+            about="small ViT (patch 4, dim 64, depth 4, SPT), 60 epochs of AdamW, warmup/cosine, smoothing, shifts",
         ),
         Preset(
             "seed",

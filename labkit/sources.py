@@ -1,7 +1,7 @@
 """Where images come from: every source the lab accepts, read into one in-memory form.
 
-A source is a string: ``builtin`` (the default), a folder of class subfolders, an ``.npz`` file,
-or a torchvision dataset name (``mnist``, ``fashionmnist``, ``kmnist``), optionally followed by
+A source is a string: ``builtin`` (the default), a folder of class subfolders or a ``.zip`` of
+one, an ``.npz`` file, or a torchvision dataset name (``mnist``, ``fashionmnist``, ``kmnist``), optionally followed by
 ``:FOLDER`` holding its raw idx files. Every source ends as an :class:`ImageSet` of uint8 images
 N x 1 x S x S at the model's input size, so the split, the fingerprint and the loaders never need
 to know where the pixels came from.
@@ -108,9 +108,12 @@ def load_source(
             images = _image_folder(path, image_size)
         elif path.suffix == ".npz":
             images = _npz(path)
+        elif path.suffix == ".zip":
+            images = _image_folder(_unzipped(path), image_size)
         else:
             raise LabError(
-                f"data source {text!r} is a file but not an .npz; give an .npz or a folder of class subfolders"
+                f"data source {text!r} is a file but not an .npz or a .zip; give one of those or a folder of class "
+                "subfolders"
             )
     images = _select(images, classes, per_class)
     if images.x.shape[-1] != image_size or images.x.shape[-2] != image_size:
@@ -226,6 +229,26 @@ def _image_folder(root: Path, image_size: int) -> ImageSet:
     notes += [f"{repeats} repeated links skipped"] if repeats else []
     description = f"image folder {root} ({len(y)} images{''.join(', ' + n for n in notes)})"
     return ImageSet(x, y, list(images), description, skipped)
+
+
+def _unzipped(path: Path) -> Path:
+    """The folder of class folders inside a zip (as a student uploads them to Colab): extracted once beside it, to
+    ``<name>/`` without the ``.zip``; a folder already there is used as it is, never overwritten. A zip that holds
+    one folder around the class folders is entered."""
+    target = path.with_suffix("")
+    if not target.exists():
+        tmp = tempfile.mkdtemp(prefix=f".{target.name}.", dir=path.parent)  # whole or not at all
+        try:
+            with zipfile.ZipFile(path) as archive:
+                archive.extractall(tmp)  # extractall drops absolute paths and ".." from member names
+            os.replace(tmp, target)
+        except (zipfile.BadZipFile, OSError, EOFError) as err:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise LabError(f"cannot unpack {path} ({err}); zip the class folders again") from None
+    visible = [p for p in target.iterdir() if _visible(p.name)]
+    if len(visible) == 1 and visible[0].is_dir() and any(q.is_dir() and _visible(q.name) for q in visible[0].iterdir()):
+        return visible[0]
+    return target
 
 
 def _npz(path: Path) -> ImageSet:

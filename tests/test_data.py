@@ -1,8 +1,10 @@
 """Every data source on small data made here, every bad input, and the split."""
 
 import gzip
+import io
 import os
 import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -253,3 +255,20 @@ def test_nothing_is_written_next_to_the_users_images(tmp_path):
     before = sorted(os.listdir(root))
     load_data(DataConfig(source=str(root)))
     assert sorted(os.listdir(root)) == before
+
+
+def test_a_zip_of_class_folders_is_unpacked_once_beside_it_and_read(tmp_path):
+    """How a student brings images to Colab: one uploaded .zip (macOS adds __MACOSX and a wrapping folder)."""
+    rng = np.random.default_rng(0)
+    with zipfile.ZipFile(tmp_path / "shapes.zip", "w") as z:
+        for c in ("round", "square"):
+            for i in range(3):
+                buffer = io.BytesIO()
+                Image.fromarray(rng.integers(0, 255, (12, 12), dtype=np.uint8)).save(buffer, "PNG")
+                z.writestr(f"shapes/{c}/{i}.png", buffer.getvalue())
+        z.writestr("__MACOSX/shapes/round/._0.png", b"\x00\x05\x16\x07")
+    images = load_source(tmp_path / "shapes.zip", 28)
+    assert images.classes == ["round", "square"] and len(images.y) == 6
+    assert (tmp_path / "shapes" / "shapes" / "round" / "0.png").is_file()
+    (tmp_path / "shapes" / "shapes" / "round" / "0.png").unlink()  # the student's edit of the unpacked folder
+    assert len(load_source(tmp_path / "shapes.zip", 28).y) == 5, "an unpacked folder is used, never overwritten"

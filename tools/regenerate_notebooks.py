@@ -27,11 +27,21 @@ NOISE_KEYS = ["metadata.colab", "metadata.accelerator", "metadata.widgets", "cel
               "cell.metadata.id", "cell.metadata.outputId", "cell.metadata.execution"]  # fmt: skip
 
 
-def repository(pyproject: Path = ROOT / "pyproject.toml") -> str:
+def pyproject(path: Path = ROOT / "pyproject.toml") -> dict:
     import tomllib
 
-    with open(pyproject, "rb") as f:
-        return tomllib.load(f).get("tool", {}).get("labkit", {}).get("repository", "").rstrip("/")
+    with open(path, "rb") as f:
+        return tomllib.load(f)
+
+
+def repository() -> str:
+    """The repository's public git address, set once by the instructor ("" until the lab is published)."""
+    return pyproject().get("tool", {}).get("labkit", {}).get("repository", "").rstrip("/")
+
+
+def colab_needs() -> list[str]:
+    """labkit's requirements less the ones Colab ships (torch and torchvision are gigabytes: never reinstalled)."""
+    return [d for d in pyproject()["project"]["dependencies"] if not d.startswith(("torch>", "torchvision>"))]
 
 
 def badge_source(repo: str, name: str) -> str:
@@ -39,7 +49,8 @@ def badge_source(repo: str, name: str) -> str:
         return (
             "**Open in Colab:** not available yet — this copy of the lab has no public repository address. "
             "Set `repository` under `[tool.labkit]` in `pyproject.toml`, then run "
-            "`python tools/regenerate_notebooks.py`."
+            "`python tools/regenerate_notebooks.py`. Until then, Colab runs these notebooks from an uploaded copy "
+            "of the lab (see the README)."
         )
     path = repo.removeprefix("https://github.com/")
     return (
@@ -48,28 +59,51 @@ def badge_source(repo: str, name: str) -> str:
     )
 
 
-def bootstrap_source(repo: str) -> str:
-    """The Colab-only install cell, laid out as ruff formats it (the notebooks are linted)."""
-    if repo:
-        install = (
-            "    import subprocess\n\n"
-            f'    PACKAGE = "labkit @ git+{repo}.git"\n'
-            '    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", PACKAGE])'
-        )
+BOOTSTRAP = """\
+# Colab only: make labkit importable there. Locally (and under nbval) this does nothing.
+import sys
+
+IN_COLAB = "google.colab" in sys.modules
+if IN_COLAB:
+    import subprocess
+    import zipfile
+    from importlib.util import find_spec
+    from pathlib import Path
+
+    REPOSITORY = "{repository}"  # set once by the instructor: [tool.labkit] repository in pyproject.toml
+    # What labkit needs beyond the torch and torchvision that Colab ships:
+    NEEDS = "{needs}"
+
+    def pip(*args):
+        subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", *args])
+
+    def lab_zips():  # the repository uploaded as a .zip (GitHub: Code, Download ZIP)
+        return [z for z in Path.cwd().glob("*.zip") if "labkit/__init__.py" in str(zipfile.ZipFile(z).namelist())]
+
+    if all(find_spec(name) for name in ("labkit", "einops", "torchinfo", "mlxtend")):
+        pass  # installed already
+    elif REPOSITORY:
+        pip(f"labkit @ git+{{REPOSITORY}}")
+    elif lab_zips():
+        with zipfile.ZipFile(lab_zips()[0]) as z:
+            top = Path(next(n for n in z.namelist() if n.endswith("labkit/__init__.py"))).parent.parent
+            z.extractall()
+        pip(str(Path.cwd() / top))
+    elif (Path.cwd() / "labkit" / "__init__.py").is_file():  # the labkit folder uploaded next to the notebook
+        pip(*NEEDS.split())
     else:
-        install = (
-            "    raise SystemExit(\n"
-            '        "No public repository address is set for this lab, so labkit cannot be installed here: "\n'
-            '        "set [tool.labkit] repository in pyproject.toml and run tools/regenerate_notebooks.py, "\n'
-            '        "or upload the labkit folder next to this notebook."\n'
-            "    )"
+        raise SystemExit(
+            "labkit is not installed here. In the Files pane, upload the lab's repository as a .zip "
+            "(GitHub: Code, Download ZIP) or its labkit folder, then run this cell again."
         )
-    return (
-        "# Colab only: install labkit there. Locally (and under nbval) this does nothing.\n"
-        "import sys\n\n"
-        'IN_COLAB = "google.colab" in sys.modules\n'
-        "if IN_COLAB:\n" + install
-    )
+"""
+
+
+def bootstrap_source(repo: str) -> str:
+    """The Colab-only install cell, laid out as ruff formats it (the notebooks are linted). In order: nothing if
+    labkit imports; the repository address if set; an uploaded repository zip; an uploaded labkit folder; else it
+    says what to upload."""
+    return BOOTSTRAP.format(repository=repo, needs=" ".join(colab_needs())).rstrip("\n")
 
 
 def refresh_header(nb: nbformat.NotebookNode, name: str, repo: str) -> None:
