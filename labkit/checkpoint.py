@@ -91,6 +91,14 @@ def check_writable(path: str | Path) -> Path:
     return path
 
 
+def readable_as_new_file(path: str | Path) -> None:
+    """Give a file made by mkstemp (mode 0600) the mode a new file gets under the user's umask, so that a grader
+    who is another user can read what the student hands in, where the umask allows it."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
 def rescue_folder() -> Path:
     """Where a trained model goes when its own folder fails at the last moment: a per-user folder that outlives
     the run (the system's temp folder if even that cannot be made)."""
@@ -180,18 +188,27 @@ def save_checkpoint(checkpoint: dict, path: str | Path, out: TextIO | None = Non
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(checkpoint, f)
+        readable_as_new_file(tmp)
         with _locked(path):
             if os.path.lexists(path):
                 saved = _fingerprint_of(path)
                 if saved is None or saved != checkpoint["run_fingerprint"]:
                     kept = _keep_aside(path)
-                    print(f"! {path} held a different run; kept it as {kept}", file=out)
+                    print(f"! {shown(path)} held a different run; kept it as {shown(kept)}", file=out)
             os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    print(f"✓ Model saved as {path}", file=out)
+    print(f"✓ Model saved as {shown(path)}", file=out)
     return path
+
+
+def shown(path: Path) -> str:
+    """A path as a user reads it: relative to the working folder when it lies inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 @contextlib.contextmanager

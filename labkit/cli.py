@@ -43,8 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--student-id", default="student_id", help="names the checkpoint file (default: student_id)")
     train.add_argument(
         "--out",
-        default="outputs",
-        help="folder for the checkpoint (default: outputs). A file there from the same settings and data is "
+        help="folder for the checkpoint (default: outputs/ at the top of the lab's folder, or in the working folder "
+        "outside a clone). A file there from the same settings and data is "
         "replaced; any other file is kept under a timestamped name. The folder is checked before training; if "
         "saving still fails, the model is saved under ~/.cache/labkit/rescued and the path printed",
     )
@@ -205,10 +205,10 @@ def cmd_grade(args: argparse.Namespace) -> int:
 def cmd_summary(args: argparse.Namespace) -> int:
     from labkit.models import build_model, fit_to_data
     from labkit.presets import get_preset
-    from labkit.summary import summarize
+    from labkit.summary import render, summarize
 
     config = get_preset(args.preset).model
     if args.num_classes is not None and args.num_classes < 2:
         raise LabError(f"--num-classes {args.num_classes}: a classifier needs at least 2 classes")
-    print(summarize(build_model(fit_to_data(config, args.num_classes or config.num_classes))))
+    print(render(summarize(build_model(fit_to_data(config, args.num_classes or config.num_classes)))))
     return 0

@@ -20,5 +20,13 @@ VIT_PRESET_NAMES = ("fast", "seed", "hybrid")  # the presets whose model is a Vi
 AUGMENTATIONS = ("none", "shift", "shift+flip")
 
 
+def outputs_dir() -> Path:
+    """Where checkpoints go unless told otherwise, from the command line and the notebooks alike: ``outputs/`` at the
+    top of the lab's folder when labkit runs from a clone, else ``outputs/`` in the working folder (Colab, or an
+    installed labkit)."""
+    root = NOTEBOOKS.parent
+    return root / "outputs" if (root / "pyproject.toml").is_file() else Path("outputs")
+
+
 def lab_notebooks() -> list[Path]:
     return sorted(NOTEBOOKS.glob(NOTEBOOK_GLOB))

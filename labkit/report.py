@@ -9,6 +9,8 @@ run with the notebook, the cell and its error, and leaves no half-written report
 from __future__ import annotations
 
 import os
+import re
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -18,27 +20,43 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from labkit.checkpoint import checkpoint_name, load_checkpoint, save_checkpoint
+from labkit.checkpoint import check_writable, checkpoint_name, readable_as_new_file
 from labkit.errors import LabError
 from labkit.lab import BADGE_TAG, BOOTSTRAP_TAG, BUILTIN, NOTEBOOKS, PARAMETERS_TAG, lab_notebooks
 from labkit.sources import parse_source
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+# The lab's log ends with "⌚ Total training time"; common Linux fonts lack U+231A WATCH, so browsers there draw a box.
+# The page shows it as a small inline picture instead; the character stays, for copying and screen readers.
+WATCH = (
+    '<svg class="lab-glyph" role="img" aria-label="⌚" viewBox="0 0 16 16"><title>⌚</title>'
+    '<rect x="5" y="0.5" width="6" height="15" rx="1.5" fill="#666"/>'
+    '<circle cx="8" cy="8" r="5.2" fill="#fff" stroke="#333" stroke-width="1.4"/>'
+    '<path d="M8 4.8V8l2.2 1.4" fill="none" stroke="#333" stroke-width="1.3" stroke-linecap="round"/></svg>'
+)
 
 
-def settings_source(settings: dict) -> str:
-    lines = [f"{name} = {value!r}" for name, value in settings.items()]
-    return "# Injected by python -m labkit report\n" + "\n".join(lines)
+def inject(source: str, settings: dict) -> str:
+    """The settings cell with these values in place of its defaults, comments kept: the report shows one settings
+    cell, with the values it ran with."""
+    lines = ["# Settings, as given to `python -m labkit report`:"]
+    for line in source.splitlines()[1:]:
+        found = re.match(r"^(\w+) = .*?(  # .*)?$", line)
+        if found and found[1] in settings:
+            line = f"{found[1]} = {settings[found[1]]!r}{found[2] or ''}"
+        lines.append(line)
+    missing = set(settings) - {m[1] for m in (re.match(r"^(\w+) = ", line) for line in lines) if m}
+    if missing:
+        raise LabError(f"the settings cell lacks {', '.join(sorted(missing))}; restore the notebooks from git")
+    return "\n".join(lines)
 
 
 def prepare(path: Path, settings: dict) -> nbformat.NotebookNode:
     nb = nbformat.read(path, as_version=4)
-    where = next((i for i, c in enumerate(nb.cells) if PARAMETERS_TAG in c.metadata.get("tags", [])), None)
-    if where is None:
+    cell = next((c for c in nb.cells if PARAMETERS_TAG in c.metadata.get("tags", [])), None)
+    if cell is None:
         raise LabError(f"{path.name} has no cell tagged '{PARAMETERS_TAG}'; restore it from git")
-    cell = nbformat.v4.new_code_cell(settings_source(settings))
-    cell.metadata["tags"] = ["injected-parameters"]
-    nb.cells.insert(where + 1, cell)
+    cell.source = inject(cell.source, settings)
     return nb
 
 
@@ -51,7 +69,7 @@ def execute(nb: nbformat.NotebookNode, name: str, cwd: Path, out: TextIO) -> Non
     client = NotebookClient(nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(cwd)}},
                             on_cell_execute=progress)  # fmt: skip
     try:
-        client.execute()
+        client.execute(stderr=subprocess.DEVNULL)  # the kernel's own log (a TCP warning): the student sees progress
     except CellExecutionError as err:
         failed = next((i for i in code if any(o.get("output_type") == "error" for o in nb.cells[i].get("outputs", []))),
                       None)  # fmt: skip
@@ -72,21 +90,21 @@ def to_html(notebooks: list[nbformat.NotebookNode], title: str) -> str:
     exporter = HTMLExporter(template_name="lab", template_file="offline.html.j2", embed_images=True,
                             extra_template_paths=[str(TEMPLATES)])  # fmt: skip
     html, _ = exporter.from_notebook_node(merged)
-    return html
+    return html.replace("⌚", WATCH)
 
 
 def make_report(data: str = BUILTIN, student_id: str = "student_id", preset: str = "fast", epochs: int | None = None,
                 out_dir: str | Path = ".", out: TextIO | None = None, augment: str | None = None) -> Path:  # fmt: skip
-    """Run the lab's notebooks with these settings; write ``<student_id>_lab8_report.html`` and the checkpoint."""
+    """Run the lab's notebooks with these settings; write ``<student_id>_lab8_report.html`` and the checkpoint.
+
+    The notebooks save the checkpoint straight into ``out_dir`` (their ``OUTPUTS``), so the report's training log
+    names the file that is handed in."""
     out = out or sys.stdout
-    out_dir = Path(out_dir)
-    ckpt = checkpoint_name(student_id)
-    settings = {
-        "STUDENT_ID": student_id,
-        "DATA": str(parse_source(data).absolute()),
-        "PRESET": preset,
-        "EPOCHS": epochs,
-    }
+    out_dir = Path(out_dir).resolve()
+    ckpt = out_dir / checkpoint_name(student_id)
+    check_writable(ckpt)
+    settings = {"STUDENT_ID": student_id, "DATA": str(parse_source(data).absolute()), "PRESET": preset,
+                "EPOCHS": epochs, "AUGMENT": augment, "OUTPUTS": str(out_dir)}  # fmt: skip
     paths = lab_notebooks()
     if not paths:
         raise LabError(f"no notebooks in {NOTEBOOKS}; run the report from a clone of the lab")
@@ -96,13 +114,12 @@ def make_report(data: str = BUILTIN, student_id: str = "student_id", preset: str
             nb = prepare(path, settings)
             execute(nb, path.name, Path(scratch), out)
             executed.append(nb)
-        html = to_html(executed, f"Lab 8 report: {student_id}")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        report = out_dir / f"{student_id}_lab8_report.html"
-        fd, tmp = tempfile.mkstemp(prefix=f".{report.name}.", dir=out_dir)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(html)
-        os.replace(tmp, report)
-        saved = save_checkpoint(load_checkpoint(Path(scratch) / "outputs" / ckpt), out_dir / ckpt, out=out)
-    print(f"✓ Report written to {report} (checkpoint: {saved})", file=out)
+    html = to_html(executed, f"Lab 8 report: {student_id}")
+    report = out_dir / f"{student_id}_lab8_report.html"
+    fd, tmp = tempfile.mkstemp(prefix=f".{report.name}.", dir=out_dir)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(html)
+    readable_as_new_file(tmp)
+    os.replace(tmp, report)
+    print(f"✓ Report written to {report} (checkpoint: {ckpt})", file=out)
     return report

@@ -25,6 +25,7 @@ from labkit.checkpoint import (
 )
 from labkit.data import DataConfig, LabData, load_data
 from labkit.errors import LabError
+from labkit.lab import outputs_dir
 from labkit.models import build_model, fit_to_data
 from labkit.presets import Preset, get_preset
 from labkit.train import History, fit, pick_device
@@ -56,14 +57,15 @@ def train_run(
     augment: str | None = None,
     seed: int = 0,
     student_id: str = "student_id",
-    out_dir: str | Path = "outputs",
+    out_dir: str | Path | None = None,
     device: str = "auto",
     reuse: bool = False,
     filename: str | None = None,
     out: TextIO | None = None,
     progress: bool = True,
 ) -> Run:
-    """Train ``preset`` on ``data`` and save ``<out_dir>/<student_id>_vit.pth``, printing the lab's log.
+    """Train ``preset`` on ``data`` and save ``<out_dir>/<student_id>_vit.pth``, printing the lab's log (``out_dir``
+    defaults to ``lab.outputs_dir()``).
 
     ``epochs`` and ``augment`` override the preset's. With ``reuse``, a checkpoint already at that path from the
     same settings and data is loaded instead. ``filename`` replaces the lab's name (for a second model beside the
@@ -74,7 +76,7 @@ def train_run(
     p = get_preset(preset)
     train_config = p.recipe(epochs, augment)
     model_config = fit_to_data(p.model, len(data.classes))
-    path = check_writable(Path(out_dir) / (filename or checkpoint_name(student_id)))
+    path = check_writable(Path(out_dir or outputs_dir()) / (filename or checkpoint_name(student_id)))
     device = pick_device(device)
     if reuse and path.is_file():
         try:

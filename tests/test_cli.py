@@ -18,7 +18,7 @@ def labkit(*args: str, cwd) -> subprocess.CompletedProcess:
 def trained(tmp_path_factory):
     """One short real run of the default command: the built-in data and the fast preset."""
     cwd = tmp_path_factory.mktemp("cli")
-    return cwd, labkit("train", "--epochs", "2", "--student-id", "s123", "--no-progress", cwd=cwd)
+    return cwd, labkit("train", "--epochs", "2", "--student-id", "s123", "--no-progress", "--out", "outputs", cwd=cwd)
 
 
 def test_train_prints_the_labs_log_and_saves_the_checkpoint(trained, lab_log):
@@ -101,3 +101,11 @@ print("torch" in sys.modules, file=sys.stderr)
 """
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert result.stderr.strip().splitlines()[-1] == "False", result.stderr
+
+
+def test_checkpoints_go_to_the_clones_outputs_folder_from_anywhere(tmp_path, monkeypatch):
+    """One rule for the command line and the notebooks (which run in notebooks/): outputs/ at the top of the lab."""
+    from labkit.lab import NOTEBOOKS, outputs_dir
+
+    monkeypatch.chdir(tmp_path)
+    assert outputs_dir() == NOTEBOOKS.parent / "outputs"

@@ -3,8 +3,10 @@
 import base64
 import io
 import json
+import os
 import re
 import shutil
+import stat
 import subprocess
 
 import numpy as np
@@ -39,7 +41,11 @@ def report(tmp_path_factory, snapshot):
     out = io.StringIO()
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(work)
-        path = make_report("shapes.npz", "s42", "fast", epochs=2, out_dir="handin", out=out)
+        old_mask = os.umask(0o022)  # a grader in the same group or another user may read what is handed in
+        try:
+            path = make_report("shapes.npz", "s42", "fast", epochs=2, out_dir="handin", out=out)
+        finally:
+            os.umask(old_mask)
     assert tracked_notebooks() == snapshot, "the tracked notebooks must not change"
     return work / path, out.getvalue()
 
@@ -48,7 +54,25 @@ def test_report_and_checkpoint_are_written_with_progress(report):
     path, log = report
     assert path.name == "s42_lab8_report.html" and (path.parent / "s42_vit.pth").is_file()
     assert "01_data.ipynb: cell 1/" in log and "04_qa.ipynb: cell" in log
-    assert log.strip().endswith("(checkpoint: handin/s42_vit.pth)")
+    assert log.strip().endswith(f"(checkpoint: {path.parent / 's42_vit.pth'})")
+    assert "Kernel" not in log and "WARNING" not in log
+
+
+def test_the_report_and_checkpoint_are_readable_by_others_as_the_umask_allows(report):
+    for file in (report[0], report[0].parent / "s42_vit.pth"):
+        assert stat.S_IMODE(file.stat().st_mode) == 0o644, file
+
+
+def test_the_report_shows_one_settings_cell_with_the_values_it_ran_with(report):
+    html = report[0].read_text()
+    assert html.count("Settings, as given to") == 4 and "Injected by" not in html
+    assert html.count('STUDENT_ID</span> <span class="o">=</span> <span class="s2">&quot;s42&quot;') == 4
+    assert "shapes.npz" in html and "&quot;builtin&quot;</span>" not in html.split("Settings, as given to")[1][:2000]
+
+
+def test_the_training_log_names_the_handed_in_file(report):
+    html = report[0].read_text()
+    assert f"Model saved as {report[0].parent / 's42_vit.pth'}" in html
 
 
 def test_report_holds_the_labs_results(report):
