@@ -17,6 +17,7 @@ skipped with a message. Not part of the test suite: the full run takes over an h
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import io
 import json
@@ -41,6 +42,7 @@ from labkit.vit import ViTConfig
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # bare_loop.py beside this file
 CACHE = HERE / "results" / "cache.json"
+SUMMARY = HERE.parent / "labkit" / "results" / "benchmark.csv"  # shipped with labkit: the QA notebook reads it
 README = HERE.parent / "README.md"
 SETS = {"built-in (MNIST 0-5 × 300)": DataConfig(), "hard (Fashion-MNIST 0-5 × 300)": sweep.HARD}
 
@@ -230,6 +232,18 @@ def fmt(results: list[dict], row: Row, seeds: int) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def summary_row(results: list[dict], row: Row, set_name: str, where: dict) -> dict:
+    """One row of labkit/results/benchmark.csv, which the QA notebook reads for the figures it quotes."""
+    acc = [r["accuracy"] for r in results]
+    return {"set": set_name, "row": row.name, "params": results[0]["params"], "seeds": len(acc),
+            "mean_accuracy": round(statistics.mean(acc), 4),
+            "std_accuracy": round(statistics.stdev(acc), 4) if len(acc) > 1 else 0.0,
+            "epochs": results[0].get("epochs", row.train.epochs),
+            "seconds": round(statistics.mean(r["seconds"] for r in results), 1),
+            "carried": any(r.get("carried") for r in results),
+            "machine": f"{where['cpu']}, {where['cores']} cores, torch {where['torch']}"}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1 seed and the seed, fast and CNN rows only")
@@ -264,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"Machine: {where['cpu']}, {where['cores']} cores ({where['threads']} torch threads), torch "
              f"{where['torch']}, {time.strftime('%Y-%m-%d')}; {len(seeds)} seed(s) per row; test accuracy is the final "
              "epoch's on the lab's 70/30 split.", ""]  # fmt: skip
+    summary: list[dict] = []
     for set_name, config in SETS.items():
         try:
             data = load_data(config)
@@ -301,8 +316,14 @@ def main(argv: list[str] | None = None) -> int:
                     v | {"carried": True} for v in cache.values() if v["row"] == CARRIED and v["set"] == set_name
                 ]
             lines.append(fmt(results, row, len(seeds)) if results else f"| {row.name} | | not run yet | | | |")
+            if results:
+                summary.append(summary_row(results, row, set_name, where))
             print(lines[-1], file=sys.stderr, flush=True)
         lines.append("")
+    with open(SUMMARY, "w", newline="") as f:
+        writer = csv.DictWriter(f, list(summary[0]))
+        writer.writeheader()
+        writer.writerows(summary)
     if any(line.startswith(f"| {CARRIED} †") for line in lines):
         lines += [f"† from an earlier run of this benchmark (the same model, recipe and data, {where['cores']} cores; "
                   "labkit's earlier per-image data loader), not rerun: about 1,000 s a run.", ""]  # fmt: skip

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from labkit.vit import Attention, ViT
+from labkit.metrics import evaluate
+from labkit.vit import Attention, PreNorm, ShiftedPatches, Transformer, ViT, ViTConfig, patch_embedding
 
 
 def position_similarity(model: ViT, subtract: ViT | None = None) -> torch.Tensor:
@@ -68,3 +69,83 @@ def locality(similarity: torch.Tensor) -> tuple[float, float]:
     distance = torch.cdist(cells, cells)
     flat = similarity.reshape(g * g, g * g)
     return flat[(distance > 0) & (distance <= 1)].mean().item(), flat[distance >= 2].mean().item()
+
+
+def spt_copies(config: ViTConfig, image: torch.Tensor) -> torch.Tensor | None:
+    """For a model with shifted patch tokens, what SPT cuts into patches for one uint8 image (1 x H x W): the image
+    and its four diagonal shifts, (5, H, W) in [0, 1]. None for a model without SPT."""
+    if not config.shifted_patches:
+        return None
+    return ShiftedPatches(config.patch_size).stacked(image[None].float() / 255)[0]
+
+
+@torch.no_grad()
+def position_ablation(model: ViT, data, seed: int = 0) -> dict[str, float]:
+    """Test accuracy of ``model`` with its patch position embeddings intact, shuffled among the patches (each patch
+    gets another patch's position; [CLS] keeps its own) and zeroed: how much the model relies on where patches are."""
+    original = model.pos_embedding.detach().clone()
+    order = torch.randperm(original.shape[1] - 1, generator=torch.Generator().manual_seed(seed)) + 1
+    variants = {
+        "intact": original,
+        "shuffled among patches": torch.cat((original[:, :1], original[:, order]), dim=1),
+        "zeroed": torch.cat((original[:, :1], torch.zeros_like(original[:, 1:])), dim=1),
+    }
+    accuracy = {}
+    try:
+        for name, pos in variants.items():
+            model.pos_embedding.copy_(pos)
+            accuracy[name] = evaluate(model, data.batches("test", 128))[1]
+    finally:
+        model.pos_embedding.copy_(original)
+    return accuracy
+
+
+def position_summary(sims: dict[str, torch.Tensor], change: float) -> str:
+    """Question 6's reading of the similarity maps: neighbours against distant positions, the spread of the
+    similarities between different positions, and whether a 2-D layout was learned."""
+    rows = ["| position embeddings | neighbours (mean) | ≥ 2 apart (mean) | different positions: range |",
+            "|---|---:|---:|---:|"]  # fmt: skip
+    for name, sim in sims.items():
+        near, far = locality(sim)
+        g = sim.shape[0]
+        others = sim.reshape(g * g, g * g)[~torch.eye(g * g, dtype=torch.bool)]
+        rows.append(f"| {name} | {near:+.3f} | {far:+.3f} | {others.min().item():+.2f} … {others.max().item():+.2f} |")
+    near, far = locality(next(iter(sims.values())))
+    verdict = (
+        f"Neighbouring positions end up more alike than distant ones ({near:+.3f} against {far:+.3f}): training "
+        "taught the embeddings some of the 2-D layout, as in the paper's Fig. 7."
+        if near - far > 0.1
+        else f"Neighbouring positions are hardly more alike than distant ones ({near:+.3f} against {far:+.3f}): no 2-D "
+        "layout was learned here, unlike the paper's Fig. 7 (whose Appendix D.4 notes that the pattern depends on the "
+        "training hyperparameters, Fig. 10)."
+    )
+    return (
+        "\n".join(rows)
+        + f"\n\nTraining changed the position embeddings by {change:.0%} of their starting size. "
+        + verdict
+    )
+
+
+def equation_code() -> list[tuple[str, object]]:
+    """Where each of the paper's Eq. 1-4 lives in ``vit.py``, in reading order, for Question 10a."""
+    return [
+        ("Eq. 1, x_p E: the plain patch embedding (cut, then one shared Linear)", patch_embedding),
+        ("Eq. 1: ViT.embed ([CLS] prepended, E_pos added)", ViT.embed),
+        ("Eq. 2-3: Transformer.forward (residual around each sub-layer)", Transformer.forward),
+        ("Eq. 2-3: PreNorm.forward (the LN before MSA and MLP)", PreNorm.forward),
+        ("Eq. 4: ViT.forward_head (LN, then the linear classifier on z_L^0)", ViT.forward_head),
+    ]
+
+
+@torch.no_grad()
+def equation_shapes(model: ViT, images: torch.Tensor) -> str:
+    """The shapes one batch takes through Eq. 1-4 of ``model``, one line each."""
+    model.eval()
+    patches = model.patches(images)
+    tokens = model.to_patch_embedding(images)
+    z0 = model.embed(images)
+    zl = model.forward_features(images)
+    steps = [("images", images), ("patches x_p", patches), ("x_p E", tokens), ("z_0 ([CLS] + E_pos)", z0),
+             ("z_L (after all blocks)", zl), ("z_L^0 ([CLS])", zl[:, 0]),
+             ("y (class scores)", model.forward_head(zl))]  # fmt: skip
+    return "\n".join(f"{name:>24}: {tuple(t.shape)}" for name, t in steps)

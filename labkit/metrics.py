@@ -5,6 +5,7 @@ Every score is computed without label smoothing, so runs trained with different 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import torch
@@ -42,3 +43,14 @@ def accuracy(pred: torch.Tensor, labels: torch.Tensor) -> float:
 def confusion_matrix(pred: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Counts (true class, predicted class): row i holds where the images of class i went."""
     return torch.bincount(labels * num_classes + pred, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def smoothing_floor(label_smoothing: float, num_classes: int) -> float:
+    """The lowest cross-entropy a model can reach against label-smoothed targets: the entropy of the target itself,
+    (1 - ε + ε/K) on the true class and ε/K on each other. A training loss cannot fall below it, while the test loss
+    (plain targets) can go towards 0: so the training curve sits above the test curve without any overfitting."""
+    if label_smoothing == 0:
+        return 0.0
+    k, eps = num_classes, label_smoothing
+    hit, miss = 1 - eps + eps / k, eps / k
+    return float(-(hit * math.log(hit) + (k - 1) * miss * math.log(miss)))

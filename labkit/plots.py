@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from labkit.lab import BASELINE
 
@@ -32,139 +33,186 @@ def sample_grid(x: torch.Tensor, y: torch.Tensor, classes: list[str], per_class:
     return fig
 
 
-def patch_grid(image: torch.Tensor, patch_size: int, title: str = "") -> Figure:
-    """One image (1 x H x W) beside its patches, laid out as the patch embedding reads them."""
+def patch_grid(image: torch.Tensor, patch_size: int, shifted: torch.Tensor | None = None, title: str = "") -> Figure:
+    """One image (1 x H x W) cut into patches, each numbered with its token position (the [CLS] token is 0), beside
+    the patches in the order the patch embedding reads them. With ``shifted`` (SPT's (5, H, W) stack), a row
+    below shows the four shifted copies that every patch vector also carries."""
     img = image[0].float()
     g = img.shape[-1] // patch_size
-    fig = plt.figure(figsize=(9, 4.2))
-    left = fig.add_subplot(1, 2, 1)
-    left.imshow(img, cmap="gray")
+    rows = 2 if shifted is not None else 1
+    fig = plt.figure(figsize=(10, 4.6 * rows), layout="constrained")
+    top, bottom = fig.subfigures(rows, 1, height_ratios=[1, 0.55][:rows]) if rows == 2 else (fig, None)
+    left, right = top.subfigures(1, 2, width_ratios=[1, 1])
+    ax = left.subplots()
+    ax.imshow(img, cmap="gray")
     for k in range(1, g):
-        left.axhline(k * patch_size - 0.5, color="tab:red", lw=0.8)
-        left.axvline(k * patch_size - 0.5, color="tab:red", lw=0.8)
-    left.set_title(f"{img.shape[-2]}x{img.shape[-1]} image, {g}x{g} grid of {patch_size}x{patch_size} patches")
-    left.set_xlabel("column (pixels)")
-    left.set_ylabel("row (pixels)")
-    right = fig.add_gridspec(g, g, left=0.55, right=0.95, wspace=0.1, hspace=0.1)
+        ax.axhline(k * patch_size - 0.5, color="tab:red", lw=0.8)
+        ax.axvline(k * patch_size - 0.5, color="tab:red", lw=0.8)
+    for r in range(g):
+        for c in range(g):
+            ax.text((c + 0.5) * patch_size - 0.5, (r + 0.5) * patch_size - 0.5, str(r * g + c + 1), color="yellow",
+                    ha="center", va="center", fontsize=7 if g > 5 else 10,
+                    bbox={"boxstyle": "round,pad=0.1", "fc": "black", "alpha": 0.5, "lw": 0})  # fmt: skip
+    ax.set_title(f"{img.shape[-2]}×{img.shape[-1]} image, {g}×{g} patches of {patch_size}×{patch_size} px")
+    ax.set_xlabel("column (pixels)")
+    ax.set_ylabel("row (pixels)")
+    cells = right.subplots(g, g, gridspec_kw={"hspace": 0.45, "wspace": 0.15})
     lo, hi = img.min().item(), img.max().item()
     for r in range(g):
         for c in range(g):
-            ax = fig.add_subplot(right[r, c])
-            ax.imshow(img[r * patch_size : (r + 1) * patch_size, c * patch_size : (c + 1) * patch_size],
-                      cmap="gray", vmin=lo, vmax=hi)  # fmt: skip
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0 and c == g // 2:
-                ax.set_title(f"token {1}..{g * g}, read row by row")
+            a = cells[r, c]
+            a.imshow(img[r * patch_size : (r + 1) * patch_size, c * patch_size : (c + 1) * patch_size],
+                     cmap="gray", vmin=lo, vmax=hi)  # fmt: skip
+            a.set_title(str(r * g + c + 1), fontsize=6, pad=1)
+            a.set_xticks([])
+            a.set_yticks([])
+    right.suptitle("the sequence: token 0 is [CLS] (learned, prepended), then patches 1..N row by row", fontsize=9)
+    if bottom is not None:
+        copies = bottom.subplots(1, shifted.shape[0])
+        names = ["the image", "shifted ↘", "shifted ↙", "shifted ↗", "shifted ↖"]
+        for a, picture, name in zip(copies, shifted, names, strict=True):
+            a.imshow(picture, cmap="gray", vmin=shifted.min().item(), vmax=shifted.max().item())
+            a.set_title(name, fontsize=9)
+            a.set_xticks([])
+            a.set_yticks([])
+        k = shifted.shape[0]
+        bottom.suptitle(f"SPT: each patch vector holds that patch of all {k} ({k} × {patch_size}·{patch_size} = "
+                        f"{k * patch_size**2} values)", fontsize=10)  # fmt: skip
     fig.suptitle(title or "Patchify: pixel (r, c) goes to patch (r // p, c // p)")
     return fig
 
 
-def training_curves(history: History, baseline: float = BASELINE) -> Figure:
+def training_curves(history: History, baseline: float = BASELINE, loss_floor: float | None = None) -> Figure:
+    """Loss and accuracy per epoch, training (measured on the batches as they passed) beside test. ``loss_floor``
+    draws the lowest training loss label smoothing allows."""
     epochs = np.arange(1, len(history.eval_loss) + 1)
-    fig, (loss, acc) = plt.subplots(1, 2, figsize=(10, 3.6))
-    loss.plot(epochs, history.train_loss, marker="o", label="train (as optimised)")
-    loss.plot(epochs, history.eval_loss, marker="o", label="test")
-    loss.set_title("Loss per epoch")
-    loss.set_xlabel("epoch")
-    loss.set_ylabel("cross-entropy")
+    fig, (loss, acc) = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
+    loss.plot(epochs, history.train_loss, label="training (smoothed targets)")
+    loss.plot(epochs, history.eval_loss, label="test (plain targets)")
+    if loss_floor is not None:
+        loss.axhline(loss_floor, color="gray", ls=":", label=f"floor under smoothing ({loss_floor:.3f})")
+    loss.set(title="Loss per epoch", xlabel="epoch", ylabel="cross-entropy (nats)")
     loss.legend()
-    acc.plot(epochs, np.array(history.eval_accuracy) * 100, marker="o", color="tab:green", label="test")
+    if history.train_accuracy:
+        acc.plot(epochs, np.array(history.train_accuracy) * 100, label="training (shifted images, as they passed)")
+    acc.plot(epochs, np.array(history.eval_accuracy) * 100, label="test")
     acc.axhline(baseline * 100, color="tab:red", ls="--", label=f"{baseline:.0%} baseline")
-    acc.set_title("Test accuracy per epoch")
-    acc.set_xlabel("epoch")
-    acc.set_ylabel("accuracy (%)")
-    acc.set_ylim(0, 100)
+    acc.set(title="Accuracy per epoch", xlabel="epoch", ylabel="accuracy (%)", ylim=(0, 100))
     acc.legend(loc="lower right")
-    fig.tight_layout()
+    for ax in (loss, acc):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(0.5, len(epochs) + 0.5)
     return fig
 
 
 def confusion(matrix: torch.Tensor, classes: list[str]) -> Figure:
-    """The confusion matrix (rows: true class) beside per-class accuracy."""
+    """The confusion matrix (rows: true class) beside per-class accuracy, its axis zoomed to the values."""
     m = matrix.numpy()
-    per_class = m.diagonal() / np.maximum(m.sum(1), 1)
-    fig, (ax, bars) = plt.subplots(1, 2, figsize=(11, 4.4), gridspec_kw={"width_ratios": [1.2, 1]})
-    ax.imshow(m, cmap="Blues")
+    per_class = m.diagonal() / np.maximum(m.sum(1), 1) * 100
+    fig, (ax, bars) = plt.subplots(1, 2, figsize=(11, 4.6), gridspec_kw={"width_ratios": [1.2, 1]},
+                                   layout="constrained")  # fmt: skip
+    image = ax.imshow(m, cmap="Blues")
     for i in range(len(classes)):
         for j in range(len(classes)):
             ax.text(j, i, str(m[i, j]), ha="center", va="center", color="white" if m[i, j] > m.max() / 2 else "black")
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
     ax.set_yticks(range(len(classes)), classes)
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
-    ax.set_title("Confusion matrix (test split)")
-    bars.barh(range(len(classes)), per_class * 100, color="tab:blue")
+    ax.set(xlabel="predicted class", ylabel="true class", title="Confusion matrix (test split, image counts)")
+    fig.colorbar(image, ax=ax, shrink=0.8, label="images")
+    bars.barh(range(len(classes)), per_class, color="tab:blue")
+    for i, value in enumerate(per_class):
+        bars.text(value, i, f" {value:.1f}%", va="center", fontsize=9)
     bars.set_yticks(range(len(classes)), classes)
     bars.invert_yaxis()
-    bars.set_xlim(0, 100)
-    bars.set_xlabel("accuracy (%)")
-    bars.set_title("Per-class accuracy")
-    fig.tight_layout()
+    low = max(0.0, np.floor(per_class.min() / 5) * 5 - 5)
+    bars.set(xlim=(low, 104), xlabel=f"accuracy (%, axis from {low:.0f})", title="Per-class accuracy (test split)")
     return fig
 
 
 def misclassified(x: torch.Tensor, y: torch.Tensor, pred: torch.Tensor, classes: list[str], n: int = 16) -> Figure:
-    wrong = (pred != y).nonzero().flatten()[:n]
+    """Up to ``n`` misclassified test images, taken in turn from each true class, so no one class fills the grid."""
+    wrong = [(pred != y) & (y == c) for c in range(len(classes))]
+    queues = [w.nonzero().flatten().tolist() for w in wrong]
+    chosen = []
+    while len(chosen) < n and any(queues):
+        chosen += [q.pop(0) for q in queues if q][: n - len(chosen)]
     cols = 8
-    rows = max(1, -(-len(wrong) // cols))
+    rows = max(1, -(-len(chosen) // cols))
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.3, rows * 1.8 + 0.5), squeeze=False, layout="constrained")
     for ax in axes.flat:
         ax.axis("off")
-    for ax, i in zip(axes.flat, wrong.tolist(), strict=False):
+    for ax, i in zip(axes.flat, chosen, strict=False):
         ax.imshow(x[i, 0], cmap="gray")
         ax.set_title(f"true {classes[y[i]]}\npred {classes[pred[i]]}", fontsize=8)
-    fig.suptitle(f"Misclassified test images (first {len(wrong)} of {(pred != y).sum().item()})")
+    total = (pred != y).sum().item()
+    fig.suptitle(f"Misclassified test images: {len(chosen)} of {total}, taken in turn from each true class")
     return fig
 
 
 def position_similarity(sims: list[torch.Tensor], titles: list[str]) -> Figure:
     """Fig. 7 of the paper: for each patch position (r, c), its position embedding's cosine similarity with
-    every other position, drawn as a small map at (r, c). One panel per model."""
-    fig, axes = plt.subplots(1, len(sims), figsize=(5.2 * len(sims), 5.4), squeeze=False)
+    every other position, drawn as a small map at (r, c). One panel per model, one colour scale for all, set by the
+    largest similarity between *different* positions (each position's 1.0 with itself would wash the rest out)."""
+    g = sims[0].shape[0]
+    eye = torch.eye(g * g, dtype=torch.bool)
+    limit = max(sim.reshape(g * g, g * g)[~eye].abs().max().item() for sim in sims)
+    fig, axes = plt.subplots(1, len(sims), figsize=(5.2 * len(sims), 5.6), squeeze=False, layout="constrained")
     for ax, sim, title in zip(axes[0], sims, titles, strict=True):
-        g = sim.shape[0]
         mosaic = torch.ones(g * (g + 1) - 1, g * (g + 1) - 1) * float("nan")
         for r in range(g):
             for c in range(g):
                 mosaic[r * (g + 1) : r * (g + 1) + g, c * (g + 1) : c * (g + 1) + g] = sim[r, c]
-        image = ax.imshow(mosaic, cmap="viridis", vmin=-1, vmax=1)
+        image = ax.imshow(mosaic, cmap="RdBu_r", vmin=-limit, vmax=limit)
         ax.set_title(title)
         ax.set_xticks([r * (g + 1) + g / 2 - 0.5 for r in range(g)], range(1, g + 1))
         ax.set_yticks([r * (g + 1) + g / 2 - 0.5 for r in range(g)], range(1, g + 1))
-        ax.set_xlabel("input patch column")
-        ax.set_ylabel("input patch row")
-    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="cosine similarity")
+        ax.set(xlabel="input patch column", ylabel="input patch row")
+    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label=f"cosine similarity (clipped at ±{limit:.2f})")
     fig.suptitle("Similarity of position embeddings")
     return fig
 
 
-def attention(image: torch.Tensor, heads: torch.Tensor, rollout: torch.Tensor, title: str) -> Figure:
-    """The image, the [CLS] token's attention per head in the last block, and the rollout over all blocks."""
-    n = heads.shape[0]
-    fig, axes = plt.subplots(1, n + 2, figsize=(1.9 * (n + 2), 2.5))
+def attention(image: torch.Tensor, heads: torch.Tensor, rollout: torch.Tensor, patch_size: int, title: str) -> Figure:
+    """The input with its patch grid, the [CLS] token's attention per head in the last block on one shared colour
+    scale, and the rollout over all blocks as a multiple of uniform attention (1 = every patch alike)."""
+    n, g = heads.shape[0], heads.shape[-1]
+    fig, axes = plt.subplots(1, n + 2, figsize=(2.2 * (n + 2) + 1.5, 3.0), layout="constrained")
     axes[0].imshow(image[0], cmap="gray")
-    axes[0].set_title("input")
-    for h in range(n):
-        axes[h + 1].imshow(heads[h], cmap="magma")
-        axes[h + 1].set_title(f"head {h + 1}")
-    axes[-1].imshow(rollout, cmap="magma")
-    axes[-1].set_title("rollout")
+    for k in range(1, g):
+        axes[0].axhline(k * patch_size - 0.5, color="tab:red", lw=0.6)
+        axes[0].axvline(k * patch_size - 0.5, color="tab:red", lw=0.6)
+    axes[0].set_title("input, its patches")
+    shared = axes[1 : n + 1]
+    top = heads.max().item()
+    for h, ax in enumerate(shared):
+        image_h = ax.imshow(heads[h], cmap="magma", vmin=0, vmax=top)
+        ax.set_title(f"head {h + 1}")
+    fig.colorbar(image_h, ax=list(shared), shrink=0.85, label="attention weight")
+    ratio = rollout / rollout.mean()
+    spread = max(abs(ratio.max().item() - 1), abs(1 - ratio.min().item()), 1e-3)
+    rolled = axes[-1].imshow(ratio, cmap="RdBu_r", vmin=1 - spread, vmax=1 + spread)
+    axes[-1].set_title("rollout ÷ uniform")
+    fig.colorbar(rolled, ax=axes[-1], shrink=0.85, label="× uniform")
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
 def comparison(names: list[str], accuracies: list[float], params: list[int], seconds: list[float]) -> Figure:
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
-    for ax, values, label in zip(axes, [np.array(accuracies) * 100, params, seconds],
-                                 ["test accuracy (%)", "parameters", "training seconds"], strict=True):  # fmt: skip
-        ax.bar(names, values, color=["tab:blue", "tab:orange", "tab:green"][: len(names)])
-        ax.set_title(label)
-        ax.set_ylabel(label)
-    axes[0].set_ylim(0, 100)
-    fig.tight_layout()
+    """Models side by side: test accuracy (axis zoomed to the values), parameters, training time; values on bars."""
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), layout="constrained")
+    colours = ["tab:blue", "tab:orange", "tab:green"][: len(names)]
+    values = [np.array(accuracies) * 100, np.array(params), np.array(seconds)]
+    labels = ["test accuracy (%)", "parameters", "training time (s)"]
+    formats = ["{:.1f}%", "{:,.0f}", "{:.0f} s"]
+    for ax, v, label, fmt in zip(axes, values, labels, formats, strict=True):
+        bars = ax.bar(names, v, color=colours)
+        ax.bar_label(bars, [fmt.format(x) for x in v], padding=2, fontsize=9)
+        ax.set(title=label, ylabel=label)
+        ax.set_ylim(0, v.max() * 1.18)
+    low = max(0.0, np.floor(values[0].min() / 5) * 5 - 5)
+    axes[0].set_ylim(low, 100.5)
+    axes[0].set_ylabel(f"test accuracy (%, axis from {low:.0f})")
     return fig

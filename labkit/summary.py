@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import torchinfo
@@ -22,6 +23,15 @@ def summarize(model: nn.Module, depth: int = SEED_DEPTH, verbose: int = 0) -> to
         device="cpu",
         verbose=verbose,
     )
+
+
+# torchinfo prints its unit enum by name on Python 3.11+ ("Total mult-adds (Units.MEGABYTES)"): mult-adds are counts.
+_UNITS = {"NONE": "", "KILOBYTES": "thousands", "MEGABYTES": "millions", "GIGABYTES": "billions", "TERABYTES": "T"}
+
+
+def render(stats: torchinfo.ModelStatistics) -> str:
+    """The table as text, with the mult-adds line reading "Total mult-adds (millions): ..." on every Python."""
+    return re.sub(r"\(Units\.(\w+)\)", lambda m: f"({_UNITS.get(m[1], m[1])})", str(stats))
 
 
 def parameter_breakdown(model: nn.Module) -> dict[str, int]:

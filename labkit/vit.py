@@ -92,11 +92,15 @@ class ShiftedPatches(nn.Module):
         self.shift = max(1, patch_size // 2)
         self.patchify = patchify(patch_size)
 
-    def forward(self, img: torch.Tensor) -> torch.Tensor:
+    def stacked(self, img: torch.Tensor) -> torch.Tensor:
+        """The image and its four diagonal shifts, stacked as channels: (b, 5c, H, W)."""
         s = self.shift
         # F.pad with a negative amount crops: each copy moves s pixels along one diagonal, zero-filled.
         shifted = (F.pad(img, pad) for pad in ((s, -s, s, -s), (-s, s, s, -s), (s, -s, -s, s), (-s, s, -s, s)))
-        return self.patchify(torch.cat((img, *shifted), dim=1))
+        return torch.cat((img, *shifted), dim=1)
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        return self.patchify(self.stacked(img))
 
 
 class ConvStem(nn.Module):

@@ -5,11 +5,12 @@ import io
 import pytest
 import torch
 
-from labkit import explain, sweep
+from labkit import answers, explain, results, sweep
 from labkit.data import DataConfig, load_data
-from labkit.metrics import confusion_matrix
-from labkit.models import build_model
+from labkit.metrics import confusion_matrix, smoothing_floor
+from labkit.models import build_model, fit_to_data
 from labkit.presets import get_preset
+from labkit.summary import render, summarize
 
 
 def test_position_similarity_is_a_grid_of_cosine_maps():
@@ -56,3 +57,49 @@ def test_a_variant_is_scored_on_the_validation_split(tmp_path):
     assert rows[0]["variant"] == "tiny" and rows[0]["patch"] == 14 and rows[0]["dim"] == 16
     sweep.write_table(rows, tmp_path / "t.csv")
     assert sweep.read_table(tmp_path / "t.csv")[0]["val_accuracy"] == str(rows[0]["val_accuracy"])
+
+
+def test_smoothing_floor_is_the_loss_of_a_perfect_model_on_smoothed_targets():
+    eps, k = 0.1, 6
+    target = torch.full((k,), eps / k)
+    target[0] += 1 - eps
+    best = torch.nn.functional.cross_entropy(target.log()[None], torch.tensor([0]), label_smoothing=eps)
+    assert smoothing_floor(eps, k) == pytest.approx(best.item(), abs=1e-6)
+    assert smoothing_floor(0.0, k) == 0.0
+
+
+def test_position_ablation_restores_the_embeddings_and_shuffling_hurts_a_position_model(quick):
+    """A model whose only signal is position: after the ablation its embeddings are as before."""
+    model = build_model(fit_to_data(get_preset("fast").model, 6), seed=0).eval()
+    before = model.pos_embedding.detach().clone()
+    accuracy = explain.position_ablation(model, quick)
+    assert set(accuracy) == {"intact", "shuffled among patches", "zeroed"}
+    assert all(0 <= a <= 1 for a in accuracy.values())
+    assert torch.equal(model.pos_embedding, before)
+
+
+def test_equation_shapes_follow_the_paper():
+    model = build_model(get_preset("fast").model, seed=0)
+    lines = explain.equation_shapes(model, torch.randn(2, 1, 28, 28)).splitlines()
+    assert lines[1].endswith("(2, 49, 80)") and lines[3].endswith("(2, 50, 64)") and lines[-1].endswith("(2, 6)")
+
+
+def test_torchinfo_units_read_as_words():
+    table = render(summarize(build_model(get_preset("fast").model)))
+    assert "Total mult-adds (millions):" in table and "Units." not in table
+
+
+def test_benchmark_comparison_reads_the_shipped_results():
+    table = results.comparison(["fast (default)", "CNN baseline (fast recipe, 30 ep)"])
+    assert table.count("\n") == 3 and "±" in table
+
+
+def test_q9_answer_reads_the_checkpoint(quick, tmp_path):
+    import io
+
+    from labkit.checkpoint import load_checkpoint
+    from labkit.run import train_run
+
+    run = train_run(quick, epochs=1, student_id="q9", out_dir=tmp_path, out=io.StringIO(), progress=False)
+    text = answers.final_accuracy(load_checkpoint(run.path), 1234, baseline=0.0)
+    assert f"{run.test_accuracy:.2%}" in text and "1,234 parameters" in text and "training accuracy" in text

@@ -1,0 +1,36 @@
+"""Answer paragraphs of the QA notebook that are built from a run's numbers, so its cells stay one short step each."""
+
+from __future__ import annotations
+
+from labkit.lab import BASELINE
+
+
+def final_accuracy(checkpoint: dict, params: int, baseline: float = BASELINE) -> str:
+    """Question 9: the final test accuracy read from the saved checkpoint, training accuracy beside it, whether the
+    baseline was beaten, and how (or what to try)."""
+    final = checkpoint["metrics"]["test_accuracy"]
+    history = checkpoint["metrics"]["history"]
+    recipe, data = checkpoint["train_config"], checkpoint["data"]
+    train = history.get("train_accuracy") or []
+    beside = f"; training accuracy in the last epoch {train[-1]:.2%}, on the shifted training images" if train else ""
+    head = (
+        f"**Final test accuracy: {final:.2%}** (the last epoch's, read from the saved checkpoint, on "
+        f"{data['sizes']['test']} test images of {data['description']}{beside}) — "
+        f"**{'above' if final > baseline else 'below'} the {baseline:.0%} baseline**. "
+    )
+    if final > baseline:
+        r = recipe
+        return head + (
+            f"It passed by {(final - baseline) * 100:.1f} points. What achieved it: the `{checkpoint['preset']}` "
+            f"preset ({params:,} parameters) trained for {len(history['eval_accuracy'])} epochs with "
+            f"{r['optimizer']} (peak learning rate {r['lr']:g}, weight decay {r['weight_decay']:g}, "
+            f"{r['schedule']} schedule after a {r['warmup']:.0%} warmup), label smoothing {r['label_smoothing']:g} "
+            f"and augmentation '{r['augment']}'; the sizes and recipe were chosen on validation splits (Question 7)."
+        )
+    return head + (
+        f"It missed by {(baseline - final) * 100:.1f} points. Things to try, most likely first: more epochs "
+        "(`EPOCHS`), since a ViT learns slowly without a CNN's priors; `shift+flip` augmentation if a mirrored image "
+        "keeps its class; a smaller model if training accuracy is far above test accuracy (overfitting), a larger one "
+        "if both are low; and checking the data (class folders, image sizes) in Step 1. Why it may fail: too few "
+        "images per class for a model that must learn locality itself (Question 8)."
+    )

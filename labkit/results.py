@@ -1,0 +1,51 @@
+"""Result tables that ship with labkit, so the QA notebook can quote measured figures without re-running them.
+
+``sweep.csv`` / ``sweep_hard.csv``: the hyperparameter sweep on validation splits (``python -m labkit.sweep``).
+``benchmark.csv``: mean and spread over seeds of each benchmark row on the test split (``benchmarks/run.py``).
+"""
+
+from __future__ import annotations
+
+import csv
+from importlib import resources
+from importlib.abc import Traversable
+
+BENCHMARK = "benchmark.csv"
+
+
+def shipped(name: str) -> Traversable:
+    """Where labkit keeps the result table ``name``."""
+    return resources.files("labkit") / "results" / name
+
+
+def read(name: str) -> list[dict]:
+    with shipped(name).open() as f:
+        return list(csv.DictReader(f))
+
+
+def benchmark(set_name: str, rows: list[str]) -> list[dict]:
+    """The benchmark's rows of one data set, in the order asked, with numbers as numbers."""
+    table = {r["row"]: r for r in read(BENCHMARK) if r["set"].startswith(set_name)}
+    missing = [row for row in rows if row not in table]
+    if missing:
+        raise KeyError(f"benchmark.csv has no rows {missing} for {set_name!r}; rerun benchmarks/run.py")
+    numbers = ("params", "seeds", "epochs")
+    return [
+        {k: int(v) if k in numbers else float(v) if k in ("mean_accuracy", "std_accuracy", "seconds") else v
+         for k, v in table[row].items()}
+        for row in rows
+    ]  # fmt: skip
+
+
+def comparison(rows: list[str], sets: tuple[str, ...] = ("built-in", "hard")) -> str:
+    """Benchmark rows side by side for the data sets, as markdown: test accuracy, mean ± std over the seeds."""
+    found = {s: benchmark(s, rows) for s in sets}
+    names = {"built-in": "digits (built-in)", "hard": "clothes (Fashion-MNIST 0–5)"}
+    lines = ["| benchmark row | " + " | ".join(names.get(s, s) for s in sets) + " | epochs | seconds |",
+             "|---|" + "---:|" * (len(sets) + 2)]  # fmt: skip
+    for i, row in enumerate(rows):
+        cells = [f"{found[s][i]['mean_accuracy']:.1%} ± {found[s][i]['std_accuracy']:.1%}" for s in sets]
+        first = found[sets[0]][i]
+        mark = " †" if first["carried"] == "True" else ""
+        lines.append(f"| {row}{mark} | " + " | ".join(cells) + f" | {first['epochs']} | {first['seconds']:.0f} |")
+    return "\n".join(lines)
