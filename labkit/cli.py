@@ -106,8 +106,10 @@ def add_data_arguments(parser: argparse.ArgumentParser, default: str | None = BU
         "--data",
         default=default,
         metavar="SOURCE",
-        help="a folder of class subfolders, an .npz, mnist / fashionmnist / kmnist[:IDX_FOLDER], "
-        f"or {BUILTIN}" + (f" (default: {default})" if default else " (default: the stored one)"),
+        help="a folder of class subfolders (or a .zip of one), an .npz, mnist / fashionmnist / kmnist[:IDX_FOLDER], "
+        f"or {BUILTIN}" + (f" (default: {default})" if default else " (default: the stored one)") + ". In folders, "
+        "hidden names and __MACOSX are ignored and symbolic links are followed, each real file read once "
+        "(data/README.md)",
     )
     parser.add_argument("--classes", type=parse_classes, metavar="I,J,...", help="keep only these class indices")
     parser.add_argument("--per-class", type=int, metavar="N", help="keep the first N images of each class")
