@@ -14,7 +14,7 @@ NOTEBOOKS = lab_notebooks()
 # The compared cells each notebook must keep (outputs nbval checks: tables, counts, shapes, figures).
 MIN_COMPARED = {"01_data": 6, "02_model_summary": 7, "03_training": 5, "04_qa": 9}
 NOT_COMPARED = {"nbval-ignore-output", "nbval-skip"}  # cell tags: nbval runs or skips the cell, compares nothing
-SETTINGS = ("STUDENT_ID", "DATA", "PRESET", "EPOCHS", "AUGMENT", "SEED")
+SETTINGS = ("STUDENT_ID", "DATA", "PRESET", "EPOCHS", "AUGMENT", "SEED", "OUTPUTS")
 
 
 def code_cells(path: Path) -> list:
