@@ -60,6 +60,17 @@ class LabData:
         parts = [fingerprint(s) for s in (self.train, self.val, self.test) if s is not None]
         return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
+    def markdown(self) -> str:
+        """Where the images came from, the split and the images per class, as the data notebook shows them."""
+        k, n_train, n_test = len(self.classes), len(self.train), len(self.test)
+        train, test = (torch.bincount(s.y, minlength=k).tolist() for s in (self.train, self.test))
+        rows = [f"| {i} | {c} | {a} | {b} |" for i, (c, a, b) in enumerate(zip(self.classes, train, test, strict=True))]
+        return (
+            f"**Source:** {self.description}\n\n**{k} classes, {n_train + n_test} images → {n_train} train / {n_test} "
+            f"test** (stratified, split seed {self.config.split_seed}), each {tuple(self.train.x.shape[1:])} "
+            "(channels, height, width).\n\n| index | class | train | test |\n|---|---|---|---|\n" + "\n".join(rows)
+        )
+
     def split(self, part: str) -> Split:
         split = {"train": self.train, "val": self.val, "test": self.test}[part]
         if split is None:

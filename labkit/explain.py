@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
+from dataclasses import replace
+
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 
 from labkit.metrics import evaluate
 from labkit.vit import Attention, PreNorm, ShiftedPatches, Transformer, ViT, ViTConfig, patch_embedding
@@ -126,15 +130,16 @@ def position_summary(sims: dict[str, torch.Tensor], change: float) -> str:
     )
 
 
-def equation_code() -> list[tuple[str, object]]:
-    """Where each of the paper's Eq. 1-4 lives in ``vit.py``, in reading order, for Question 10a."""
-    return [
+def equation_code() -> list[tuple[str, str]]:
+    """Where each of the paper's Eq. 1-4 lives in ``vit.py``, in reading order, with its source, for Question 10a."""
+    parts = [
         ("Eq. 1, x_p E: the plain patch embedding (cut, then one shared Linear)", patch_embedding),
         ("Eq. 1: ViT.embed ([CLS] prepended, E_pos added)", ViT.embed),
         ("Eq. 2-3: Transformer.forward (residual around each sub-layer)", Transformer.forward),
         ("Eq. 2-3: PreNorm.forward (the LN before MSA and MLP)", PreNorm.forward),
         ("Eq. 4: ViT.forward_head (LN, then the linear classifier on z_L^0)", ViT.forward_head),
     ]
+    return [(title, inspect.getsource(fn)) for title, fn in parts]
 
 
 @torch.no_grad()
@@ -149,3 +154,27 @@ def equation_shapes(model: ViT, images: torch.Tensor) -> str:
              ("z_L (after all blocks)", zl), ("z_L^0 ([CLS])", zl[:, 0]),
              ("y (class scores)", model.forward_head(zl))]  # fmt: skip
     return "\n".join(f"{name:>24}: {tuple(t.shape)}" for name, t in steps)
+
+
+@torch.no_grad()
+def patch_embedding_is_a_convolution(config: ViTConfig, images: torch.Tensor) -> bool:
+    """The paper's plain patch embedding equals a Conv2d with kernel = stride = patch size carrying the same
+    weights (checked on an untrained model: the identity holds for any weights)."""
+    p = config.patch_size
+    plain = ViT(replace(config, shifted_patches=False, conv_stem=0))
+    linear = plain.to_patch_embedding[1]
+    conv = torch.nn.Conv2d(config.channels, config.dim, kernel_size=p, stride=p)
+    conv.weight.copy_(rearrange(linear.weight, "d (p1 p2 c) -> d c p1 p2", p1=p, p2=p))
+    conv.bias.copy_(linear.bias)
+    by_conv = rearrange(conv(images), "b d h w -> b (h w) d")
+    return torch.allclose(plain.to_patch_embedding(images), by_conv, atol=1e-5)
+
+
+@torch.no_grad()
+def encoder_is_permutation_equivariant(model: ViT, seed: int = 0) -> bool:
+    """Without position embeddings the encoder treats tokens as a set: shuffling its input only shuffles its output."""
+    n, d = model.config.num_patches, model.config.dim
+    generator = torch.Generator().manual_seed(seed)
+    tokens, order = torch.randn(1, n, d, generator=generator), torch.randperm(n, generator=generator)
+    model.eval()
+    return torch.allclose(model.transformer(tokens[:, order]), model.transformer(tokens)[:, order], atol=1e-5)

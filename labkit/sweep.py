@@ -118,6 +118,11 @@ def read_table(path: str | Path | None = None, hard: bool = False) -> list[dict]
         return list(csv.DictReader(f))
 
 
+def validation_split(data: LabData, fraction: float = 0.2) -> LabData:
+    """The same source and selection as ``data``, with ``fraction`` of the training part held out for validation."""
+    return load_data(replace(data.config, val_fraction=fraction))
+
+
 SIZE_VARIANTS = ("dim", "depth", "heads", "mlp")  # the rows that change only the model's size
 
 
