@@ -36,11 +36,12 @@ def final_accuracy(checkpoint: dict, params: int, baseline: float = BASELINE) ->
     )
 
 
-def vit_against_cnn(vit_accuracy: float, cnn_accuracy: float, epochs: int, train: int, test: int) -> str:
-    """Question 8's verdict from the two runs of the QA notebook (same split, recipe and epochs)."""
+def vit_against_cnn(vit_accuracy: float, cnn_accuracy: float, epochs: int, data: str, train: int, test: int) -> str:
+    """Question 8's verdict from the two runs of the QA notebook (same data and split, recipe and epochs)."""
     gap = (cnn_accuracy - vit_accuracy) * 100
     verdict = f"**{gap:.1f} points better**" if gap > 0 else f"**{-gap:.1f} points worse**"
     return (
-        f"Same split ({train} train / {test} test), same recipe and {epochs} epochs: the CNN is {verdict} than the "
-        f"ViT ({cnn_accuracy:.2%} against {vit_accuracy:.2%}). One seed each: the benchmark above gives the spread."
+        f"On {data}, with the same split ({train} train / {test} test), recipe and {epochs} epochs, the CNN is "
+        f"{verdict} than the ViT ({cnn_accuracy:.2%} against {vit_accuracy:.2%}). One seed each: the benchmark "
+        "above gives the spread over seeds."
     )

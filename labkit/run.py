@@ -5,6 +5,7 @@ This is what the CLI's ``train`` and the notebooks call, so both print the same 
 
 from __future__ import annotations
 
+import io
 import sys
 import time
 from dataclasses import dataclass
@@ -63,11 +64,13 @@ def train_run(
     filename: str | None = None,
     out: TextIO | None = None,
     progress: bool = True,
+    log: bool = True,
 ) -> Run:
     """Train ``preset`` on ``data`` and save ``<out_dir>/<student_id>_vit.pth``, printing the lab's log (``out_dir``
     defaults to ``lab.outputs_dir()``).
 
-    ``epochs`` and ``augment`` override the preset's. With ``reuse``, a checkpoint already at that path from the
+    ``epochs`` and ``augment`` override the preset's. ``log=False`` prints one summary line instead of the lab's
+    log, for a second model whose log is not the point. With ``reuse``, a checkpoint already at that path from the
     same settings and data is loaded instead. ``filename`` replaces the lab's name (for a second model beside the
     ViT, such as the CNN baseline). The output is checked before training; if saving still fails at the end, the
     model is saved in ``rescue_folder()`` instead and that path is printed: a trained model is never thrown away.
@@ -88,7 +91,10 @@ def train_run(
             history = History(**saved["metrics"]["history"])
             return Run(model_from_checkpoint(saved), saved, path, history, trained=False)
     model = build_model(model_config, seed)
-    history = fit(model, data, train_config, seed, device, out=out, progress=progress)
+    history = fit(model, data, train_config, seed, device, out=out if log else io.StringIO(), progress=progress)
+    if not log:
+        print(f"✓ {p.name}: {train_config.epochs} epochs in {history.seconds:.0f} s, final test accuracy "
+              f"{history.final_accuracy:.2%}", file=out)  # fmt: skip
     model.cpu().eval()
     checkpoint = make_checkpoint(
         model.state_dict(), model_config, preset=p.name, student_id=student_id, classes=data.classes,
