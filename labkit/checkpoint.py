@@ -40,6 +40,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
@@ -300,9 +301,12 @@ def load_checkpoint(path: str | Path) -> dict:
     if not path.is_file():
         raise LabError(f"checkpoint {path} not found; give the path of a .pth file saved by labkit")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch 2.1 warns about its own use of TypedStorage while loading
+            warnings.filterwarnings("ignore", message="TypedStorage is deprecated")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        found = re.search(r"GLOBAL ([\w.]+)", str(err), re.IGNORECASE)
+        # Newer torch names the refused global "GLOBAL posix.system", torch 2.1 "Unsupported class posix.system".
+        found = re.search(r"(?:GLOBAL|Unsupported class) ([\w.]+)", str(err), re.IGNORECASE)
         if found:
             raise LabError(
                 f"{path} refused: it carries pickled code or objects ({found.group(1)}), which were not run; only "

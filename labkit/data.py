@@ -150,7 +150,7 @@ def fingerprint(split: Split) -> str:
     return h.hexdigest()
 
 
-def load_data(config: DataConfig = DataConfig(), download_root: str | Path | None = None) -> LabData:
+def load_data(config: DataConfig, download_root: str | Path | None = None) -> LabData:
     """Read the source, split it, and compute the training part's pixel statistics."""
     images = load_source(
         config.source,
