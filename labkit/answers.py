@@ -45,3 +45,24 @@ def vit_against_cnn(vit_accuracy: float, cnn_accuracy: float, epochs: int, data:
         f"{verdict} than the ViT ({cnn_accuracy:.2%} against {vit_accuracy:.2%}). One seed each: the benchmark "
         "above gives the spread over seeds."
     )
+
+
+def position_use(accuracy: dict[str, float], meaningful: float = 0.02) -> str:
+    """Question 6's reading of ``explain.position_ablation``: the accuracy drop when the position embeddings are
+    shuffled or zeroed, and what it says. Drops under ``meaningful`` (2 points by default: about ten of the built-in
+    set's 540 test images) are read as no reliance."""
+    intact = accuracy["intact"]
+    drops = {name: intact - acc for name, acc in accuracy.items() if name != "intact"}
+    listed = ", ".join(f"{name}: **{accuracy[name]:.1%}** ({-drop * 100:+.1f} points)" for name, drop in drops.items())
+    head = f"**Does the model use positions?** Test accuracy with the position embeddings intact: **{intact:.1%}**; "
+    head += f"{listed}. "
+    worst = max(drops, key=drops.get)
+    if drops[worst] < meaningful:
+        return head + (
+            "Neither change costs much: this model classifies mostly from what its patches contain, not from where "
+            "they are."
+        )
+    return head + (
+        f"The model reads where each patch came from: with the positions {worst}, it loses "
+        f"{drops[worst] * 100:.1f} points, whatever the similarity map above shows about their layout."
+    )

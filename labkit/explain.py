@@ -64,6 +64,26 @@ def attention_rollout(maps: list[torch.Tensor], grid: int) -> torch.Tensor:
     return rollout[0, 1:].reshape(grid, grid)
 
 
+def attention_on_content(image: torch.Tensor, rollout: torch.Tensor, patch_size: int) -> str:
+    """One sentence on whether the rollout follows the image's content: the share of the [CLS] token's patch
+    attention that lands on the patches whose mean brightness is above the image's (1 x H x W, raw pixels)."""
+    patches = image[0].float().unfold(0, patch_size, patch_size).unfold(1, patch_size, patch_size).mean((-1, -2))
+    bright = patches > image.float().mean()
+    weight = rollout / rollout.sum()
+    share, count = weight[bright].sum().item(), bright.float().mean().item()
+    ratio = share / count if count else 1.0
+    if ratio > 1.2:
+        reading = "it leans towards the image's content"
+    elif ratio >= 0.8:
+        reading = "about an even share, so it does not single out the content"
+    else:
+        reading = "it draws more on the background than on the content"
+    return (
+        f"The rollout puts {share:.0%} of the [CLS] token's patch attention on the {count:.0%} of patches that are "
+        f"brighter than the image's mean, {ratio:.1f}× their even share: {reading}."
+    )
+
+
 def locality(similarity: torch.Tensor) -> tuple[float, float]:
     """Mean similarity of grid neighbours (distance 1) and of positions 2 or more apart: if training taught the
     embeddings the 2-D layout, the first is clearly larger."""

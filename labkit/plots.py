@@ -56,17 +56,23 @@ def patch_grid(image: torch.Tensor, patch_size: int, shifted: torch.Tensor | Non
     ax.set_title(f"{img.shape[-2]}×{img.shape[-1]} image, {g}×{g} patches of {patch_size}×{patch_size} px")
     ax.set_xlabel("column (pixels)")
     ax.set_ylabel("row (pixels)")
-    cells = right.subplots(g, g, gridspec_kw={"hspace": 0.45, "wspace": 0.15})
+    # One row more than the grid: its first tile is token 0, the learned [CLS] token, which has no pixels.
+    cells = right.subplots(g + 1, g, gridspec_kw={"hspace": 0.45, "wspace": 0.15})
+    for a in cells.flat:
+        a.set_xticks([])
+        a.set_yticks([])
+    for a in cells[0, 1:]:
+        a.set_axis_off()
+    cells[0, 0].imshow(torch.ones(patch_size, patch_size), cmap="Oranges", vmin=0, vmax=2)
+    cells[0, 0].set_title("0 [CLS]", fontsize=6, pad=1)
     lo, hi = img.min().item(), img.max().item()
     for r in range(g):
         for c in range(g):
-            a = cells[r, c]
+            a = cells[r + 1, c]
             a.imshow(img[r * patch_size : (r + 1) * patch_size, c * patch_size : (c + 1) * patch_size],
                      cmap="gray", vmin=lo, vmax=hi)  # fmt: skip
             a.set_title(str(r * g + c + 1), fontsize=6, pad=1)
-            a.set_xticks([])
-            a.set_yticks([])
-    right.suptitle("the sequence: token 0 is [CLS] (learned, prepended), then patches 1..N row by row", fontsize=9)
+    right.suptitle("the token sequence: 0 is [CLS] (learned), then the patches row by row", fontsize=9)
     if bottom is not None:
         copies = bottom.subplots(1, shifted.shape[0])
         names = ["the image", "shifted ↘", "shifted ↙", "shifted ↗", "shifted ↖"]
@@ -120,12 +126,12 @@ def confusion(matrix: torch.Tensor, classes: list[str]) -> Figure:
     ax.set(xlabel="predicted class", ylabel="true class", title="Confusion matrix (test split, image counts)")
     fig.colorbar(image, ax=ax, shrink=0.8, label="images")
     bars.barh(range(len(classes)), per_class, color="tab:blue")
-    for i, value in enumerate(per_class):
-        bars.text(value, i, f" {value:.1f}%", va="center", fontsize=9)
+    for i, value in enumerate(per_class):  # inside the bar's end, so the axis can stop at 100%
+        bars.text(value, i, f"{value:.1f}% ", va="center", ha="right", fontsize=9, color="white")
     bars.set_yticks(range(len(classes)), classes)
     bars.invert_yaxis()
     low = max(0.0, np.floor(per_class.min() / 5) * 5 - 5)
-    bars.set(xlim=(low, 104), xlabel=f"accuracy (%, axis from {low:.0f})", title="Per-class accuracy (test split)")
+    bars.set(xlim=(low, 100), xlabel=f"accuracy (%, axis from {low:.0f})", title="Per-class accuracy (test split)")
     return fig
 
 

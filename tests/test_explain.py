@@ -7,7 +7,7 @@ import torch
 
 from labkit import answers, explain, results, sweep
 from labkit.data import DataConfig, load_data
-from labkit.metrics import confusion_matrix, smoothing_floor
+from labkit.metrics import confusion_matrix, confusion_summary, smoothing_floor
 from labkit.models import build_model, fit_to_data
 from labkit.presets import get_preset
 from labkit.summary import render, summarize
@@ -103,3 +103,30 @@ def test_q9_answer_reads_the_checkpoint(quick, tmp_path):
     run = train_run(quick, epochs=1, student_id="q9", out_dir=tmp_path, out=io.StringIO(), progress=False)
     text = answers.final_accuracy(load_checkpoint(run.path), 1234, baseline=0.0)
     assert f"{run.test_accuracy:.2%}" in text and "1,234 parameters" in text and "training accuracy" in text
+
+
+def test_q6_position_answer_follows_the_drop():
+    used = answers.position_use({"intact": 0.98, "shuffled among patches": 0.91, "zeroed": 0.95})
+    assert "reads where each patch came from" in used and "shuffled among patches, it loses 7.0 points" in used
+    unused = answers.position_use({"intact": 0.98, "shuffled among patches": 0.975, "zeroed": 0.97})
+    assert "not from where they are" in unused and "-1.0 points" in unused
+
+
+def test_confusion_summary_names_the_weakest_class_and_every_tied_mistake():
+    matrix = torch.tensor([[8, 1, 1], [0, 9, 1], [0, 1, 9]])
+    text = confusion_summary(matrix, ["a", "b", "c"])
+    assert text.startswith("4 of 30 test images") and "Weakest: a (80.0%)" in text
+    assert "a taken for b; a taken for c; b taken for c; c taken for b (1 image each)" in text
+    assert "no class is confused" in confusion_summary(torch.eye(3, dtype=torch.long), ["a", "b", "c"])
+
+
+def test_attention_on_content_compares_the_bright_patches_share_with_an_even_one():
+    image = torch.zeros(1, 8, 8, dtype=torch.uint8)
+    image[0, :4, :4] = 255  # one bright patch of four
+    on_it = torch.tensor([[0.7, 0.1], [0.1, 0.1]])
+    assert "70% of the [CLS] token's patch attention on the 25% of patches" in explain.attention_on_content(
+        image, on_it, 4
+    )
+    assert "leans towards the image's content" in explain.attention_on_content(image, on_it, 4)
+    assert "does not single out" in explain.attention_on_content(image, torch.full((2, 2), 0.25), 4)
+    assert "background" in explain.attention_on_content(image, torch.tensor([[0.1, 0.3], [0.3, 0.3]]), 4)

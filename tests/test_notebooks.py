@@ -67,6 +67,19 @@ def test_markers_are_tags_and_no_compared_output_names_the_machine(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_code_cells_are_short_steps(path):
+    """Notebooks narrate and labkit computes: a code cell is at most 15 non-blank lines, and the QA notebook at most
+    160 in all (the Colab bootstrap and the settings cell are not counted)."""
+    lines = [
+        sum(1 for line in cell.source.splitlines() if line.strip())
+        for cell in code_cells(path)
+        if not {BOOTSTRAP_TAG, "parameters"} & set(cell.metadata.get("tags", []))
+    ]
+    assert max(lines) <= 15, f"a code cell of {max(lines)} lines: move its work into labkit"
+    assert sum(lines) <= 160, f"{sum(lines)} lines of code: move work into labkit"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_no_noise_metadata(path):
     """Stored as `python tools/regenerate_notebooks.py` writes them: cleaning again changes nothing."""
     nb = nbformat.read(path, as_version=4)
