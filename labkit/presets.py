@@ -38,24 +38,26 @@ PRESETS = {
             "fast",
             # Chosen by the worse of two validation splits (digits, Fashion-MNIST 0-5; 3 seeds each, see the README):
             # patch 4 gives 49 tokens, which held on held-back texture photographs where patch 7's 16 did not;
-            # depth 4 for 60 epochs matched depth 6 for 45 at less time; shifted patches added 1.4 / 3.0 points;
-            # [CLS] and positions start at the paper's std 0.02 (1.0 tied on the harder set).
+            # shifted patches added 1.4 / 3.0 points; [CLS] and positions start at the paper's std 0.02 (1.0 tied on
+            # the harder set); an MLP 4x as wide as the tokens, the paper's ratio, beat 2x on both sets
+            # (labkit/results/candidates.csv), and depth 6 for fewer epochs did not beat depth 4.
             ViTConfig(
                 patch_size=4,
                 dim=64,
                 depth=4,
                 heads=4,
                 dim_head=16,
-                mlp_dim=128,
+                mlp_dim=256,
                 dropout=0.0,
                 emb_dropout=0.0,
                 shifted_patches=True,
                 embedding_init_std=0.02,
             ),
-            # 60 epochs is about 46 s on 2 CPU cores: the most that fits the one-minute budget with room to spare.
-            TrainConfig(epochs=60),
+            # 50 epochs is about 50 s on 2 CPU cores: within the one-minute budget with room to spare; 60 epochs
+            # tied on the worse set (candidates.csv) at about 57 s.
+            TrainConfig(epochs=50),
             expected_accuracy=0.95,
-            about="small ViT (patch 4, dim 64, depth 4, SPT), 60 epochs of AdamW, warmup/cosine, smoothing, shifts",
+            about="small ViT (patch 4, dim 64, depth 4, MLP 256, SPT), 50 epochs of AdamW, cosine, smoothing, shifts",
         ),
         Preset(
             "seed",

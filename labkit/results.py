@@ -2,6 +2,8 @@
 
 ``sweep.csv`` / ``sweep_hard.csv``: the hyperparameter sweep on validation splits (``python -m labkit.sweep``).
 ``benchmark.csv``: mean and spread over seeds of each benchmark row on the test split (``benchmarks/run.py``).
+``candidates.csv``: the default's last candidates, 3 seeds each on both validation splits
+(``benchmarks/candidates.py``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from importlib import resources
 from importlib.abc import Traversable
 
 BENCHMARK = "benchmark.csv"
+CANDIDATES = "candidates.csv"
 
 
 def shipped(name: str) -> Traversable:
@@ -48,4 +51,25 @@ def comparison(rows: list[str], sets: tuple[str, ...] = ("built-in", "hard")) ->
         first = found[sets[0]][i]
         mark = " †" if first["carried"] == "True" else ""
         lines.append(f"| {row}{mark} | " + " | ".join(cells) + f" | {first['epochs']} | {first['seconds']:.0f} |")
+    return "\n".join(lines)
+
+
+def spread(sets: tuple[str, ...] = ("built-in", "hard")) -> tuple[float, float]:
+    """The smallest and largest standard deviation over seeds among the benchmark's rows: how far one seed's
+    accuracy moves by chance, as fractions."""
+    stds = [float(r["std_accuracy"]) for r in read(BENCHMARK) if r["set"].startswith(sets) and int(r["seeds"]) > 1]
+    return min(stds), max(stds)
+
+
+def candidates() -> str:
+    """The default's last candidates as markdown: validation accuracy on each set, mean ± std over the seeds, and
+    the worse of the two means, by which the default was chosen (best first)."""
+    rows = sorted(read(CANDIDATES), key=lambda r: -float(r["worse_mean"]))
+    lines = ["| candidate | params | digits, validation | clothes, validation | worse of the two |",
+             "|---|---:|---:|---:|---:|"]  # fmt: skip
+    for r in rows:
+        cells = [f"{float(r[f'{s}_mean']):.1%} ± {float(r[f'{s}_std']):.1%}" for s in ("builtin", "hard")]
+        lines.append(
+            f"| {r['candidate']} | {int(r['params']):,} | " + " | ".join(cells) + f" | {float(r['worse_mean']):.1%} |"
+        )
     return "\n".join(lines)

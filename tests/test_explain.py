@@ -130,3 +130,11 @@ def test_attention_on_content_compares_the_bright_patches_share_with_an_even_one
     assert "leans towards the image's content" in explain.attention_on_content(image, on_it, 4)
     assert "does not single out" in explain.attention_on_content(image, torch.full((2, 2), 0.25), 4)
     assert "background" in explain.attention_on_content(image, torch.tensor([[0.1, 0.3], [0.3, 0.3]]), 4)
+
+
+def test_candidates_table_is_ranked_by_the_worse_set_and_spread_reads_the_benchmark():
+    lines = results.candidates().splitlines()[2:]
+    worse = [float(line.rsplit("|", 2)[1].strip().rstrip("%")) for line in lines]
+    assert len(lines) >= 2 and worse == sorted(worse, reverse=True)
+    low, high = results.spread()
+    assert 0 <= low <= high < 0.05
