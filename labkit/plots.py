@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -195,8 +196,9 @@ def attention(image: torch.Tensor, heads: torch.Tensor, rollout: torch.Tensor, p
         ax.set_title(f"head {h + 1}")
     fig.colorbar(image_h, ax=list(shared), shrink=0.85, label="attention weight")
     ratio = rollout / rollout.mean()
-    spread = max(abs(ratio.max().item() - 1), abs(1 - ratio.min().item()), 1e-3)
-    rolled = axes[-1].imshow(ratio, cmap="RdBu_r", vmin=1 - spread, vmax=1 + spread)
+    # White at an even share, each side stretched to its own extreme: a ratio is never negative.
+    norm = TwoSlopeNorm(vcenter=1.0, vmin=min(ratio.min().item(), 0.999), vmax=max(ratio.max().item(), 1.001))
+    rolled = axes[-1].imshow(ratio, cmap="RdBu_r", norm=norm)
     axes[-1].set_title("rollout ÷ uniform")
     fig.colorbar(rolled, ax=axes[-1], shrink=0.85, label="× uniform")
     for ax in axes:

@@ -155,10 +155,17 @@ def effects(digits: list[dict], hard: list[dict]) -> str:
     worst = {v: min(delta(digits, v), delta(hard, v)) for v in sizes}
     best = max(worst, key=worst.get)
     slow = next(r for r in digits if r["variant"] == "patch 7")
+    if worst[best] > 0:
+        lead = "Of the size changes (width, depth, heads, MLP), the best in the worse of the two sets was "
+    else:
+        lead = (
+            "None of the size changes (width, depth, heads, MLP) improved the worse of the two sets; the closest was "
+        )
     return (
         f"Coarser patches (patch 7, 16 tokens) changed accuracy by {both('patch 7')} at "
-        f"{float(slow['seconds']) / float(digits[0]['seconds']):.1f}× the time. Of the size changes (width, depth, "
-        f"heads, MLP), the best in the worse of the two sets was *{best}* ({both(best)}). Removing SPT changed "
+        f"{float(slow['seconds']) / float(digits[0]['seconds']):.1f}× the time. "
+        + lead
+        + f"*{best}* ({both(best)}). Removing SPT changed "
         f"accuracy by {both('no shifted patches')}; adding LSA by {both('with locality attention')}; starting the "
         f"embeddings at std 1 instead of 0.02 by {both('embeddings start at std 1')}. In the recipe: no shifts "
         f"{both('no shifts')}; shifts and flips {both('shifts + flips')}; learning rate 1e-3 instead of 2e-3 "
