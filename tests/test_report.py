@@ -102,7 +102,9 @@ const __consoleError = console.error;
 console.error = (...a) => { window.__errors.push(a.join(" ")); __consoleError(...a); };
 window.addEventListener("load", () => {
   const broken = [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).length;
-  const probe = {images: document.images.length, broken, errors: window.__errors};
+  const outputs = [...document.querySelectorAll(".jp-OutputArea-output pre")];
+  const wrapped = outputs.filter(p => getComputedStyle(p).whiteSpace !== "pre").length;
+  const probe = {images: document.images.length, broken, wrapped, errors: window.__errors};
   document.body.setAttribute("data-probe", JSON.stringify(probe));
 });
 </script>"""
@@ -122,6 +124,7 @@ def test_report_renders_in_a_real_browser(report, tmp_path):
     dom = chromium(profile, "--virtual-time-budget=10000", "--dump-dom", probed.as_uri()).stdout
     probe = json.loads(re.search(r"data-probe=\"([^\"]+)\"", dom).group(1).replace("&quot;", '"'))
     assert probe["images"] >= 9 and probe["broken"] == 0 and probe["errors"] == [], probe
+    assert probe["wrapped"] == 0, "outputs must scroll, not wrap: torchinfo's rules broke across lines"
     shot = tmp_path / "report.png"
     chromium(profile, "--window-size=1200,2400", f"--screenshot={shot}", report[0].as_uri())
     colours = Image.open(shot).convert("L").getcolors(256)
