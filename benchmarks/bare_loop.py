@@ -61,7 +61,7 @@ def bare_fit(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: i
             optimizer.step()
         began = time.perf_counter()
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad():  # the loss and accuracy that labkit's log prints, read back as numbers as it does
             logits = torch.cat([model(test_x[i : i + 128]) for i in range(0, len(test_y), 128)])
             F.cross_entropy(logits, test_y).item(), (logits.argmax(1) == test_y).float().mean().item()
         model.train()

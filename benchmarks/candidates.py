@@ -1,6 +1,6 @@
 """The last step of choosing the default: a few candidates from the sweep, 3 seeds each, on both validation splits.
 
-    python benchmarks/candidates.py      # about 20 minutes on 2 cores; runs only what its cache lacks
+    python benchmarks/candidates.py      # 18 runs of 50-60 epochs; runs only what its cache lacks
 
 The one-seed sweep (`python -m labkit.sweep`) suggests changes; its differences of a point or two are noise. Each
 candidate here is the `fast` preset with a few changes, trained on the training part less 20% held out for

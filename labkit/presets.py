@@ -54,7 +54,7 @@ PRESETS = {
                 embedding_init_std=0.02,
             ),
             # 50 epochs is about 50 s on 2 CPU cores: within the one-minute budget with room to spare; 60 epochs
-            # tied on the worse set (candidates.csv) at about 57 s.
+            # tied on the worse set (candidates.csv) at 1.2x the time.
             TrainConfig(epochs=50),
             expected_accuracy=0.95,
             about="small ViT (patch 4, dim 64, depth 4, MLP 256, SPT), 50 epochs of AdamW, cosine, smoothing, shifts",
