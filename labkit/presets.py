@@ -36,28 +36,30 @@ PRESETS = {
     for p in (
         Preset(
             "fast",
-            # Chosen by the worse of two validation splits (digits, Fashion-MNIST 0-5; 3 seeds each, see the README):
+            # Chosen by the worse of two validation splits (digits, Fashion-MNIST 0-5; 5 seeds each, see the README):
             # patch 4 gives 49 tokens, which held on held-back texture photographs where patch 7's 16 did not;
-            # shifted patches added 1.4 / 3.0 points; [CLS] and positions start at the paper's std 0.02 (1.0 tied on
-            # the harder set); an MLP 4x as wide as the tokens, the paper's ratio, beat 2x on both sets
-            # (labkit/results/candidates.csv), and depth 6 for fewer epochs did not beat depth 4.
+            # shifted patches help on both sets (the benchmark's ablation rows); [CLS] and positions start at the
+            # paper's std 0.02 (1.0 tied on the harder set). Of ten candidates within the budget (labkit/results/candidates.csv:
+            # MLP 256, depth 5-6, LSA, batch 32), the best worse-set mean was this MLP of 2x the width trained longer,
+            # though all ten lay within about one std of each other.
             ViTConfig(
                 patch_size=4,
                 dim=64,
                 depth=4,
                 heads=4,
                 dim_head=16,
-                mlp_dim=256,
+                mlp_dim=128,
                 dropout=0.0,
                 emb_dropout=0.0,
                 shifted_patches=True,
                 embedding_init_std=0.02,
             ),
-            # 50 epochs is about 50 s on 2 CPU cores: within the one-minute budget with room to spare; 60 epochs
-            # tied on the worse set (candidates.csv) at 1.2x the time.
-            TrainConfig(epochs=50),
+            # 75 epochs is about 55 s on 2 CPU cores: within the one-minute budget. More steps, not a bigger model,
+            # is what carried over to held-back textures (the issue's measurements); here 75 epochs beat 60 on
+            # clothes' validation split too (candidates.csv).
+            TrainConfig(epochs=75),
             expected_accuracy=0.95,
-            about="small ViT (patch 4, dim 64, depth 4, MLP 256, SPT), 50 epochs of AdamW, cosine, smoothing, shifts",
+            about="small ViT (patch 4, dim 64, depth 4, MLP 128, SPT), 75 epochs of AdamW, cosine, smoothing, shifts",
         ),
         Preset(
             "seed",

@@ -2,7 +2,7 @@
 
 ``sweep.csv`` / ``sweep_hard.csv``: the hyperparameter sweep on validation splits (``python -m labkit.sweep``).
 ``benchmark.csv``: mean and spread over seeds of each benchmark row on the test split (``benchmarks/run.py``).
-``candidates.csv``: the default's last candidates, 3 seeds each on both validation splits
+``candidates.csv``: the default's last candidates, 5 seeds each on both validation splits
 (``benchmarks/candidates.py``).
 """
 
