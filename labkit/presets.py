@@ -39,9 +39,9 @@ PRESETS = {
             # Chosen by the worse of two validation splits (digits, Fashion-MNIST 0-5; 5 seeds each, see the README):
             # patch 4 gives 49 tokens, which held on held-back texture photographs where patch 7's 16 did not;
             # shifted patches help on both sets (the benchmark's ablation rows); [CLS] and positions start at the
-            # paper's std 0.02 (1.0 tied on the harder set). Of ten candidates within the budget (labkit/results/candidates.csv:
-            # MLP 256, depth 5-6, LSA, batch 32), the best worse-set mean was this MLP of 2x the width trained longer,
-            # though all ten lay within about one std of each other.
+            # paper's std 0.02 (1.0 tied on the harder set). Of ten candidates within the budget
+            # (labkit/results/candidates.csv: MLP 256, depth 5-6, LSA, batch 32), the best worse-set mean was this
+            # MLP of 2x the width trained longer, though all ten lay within about one std of each other.
             ViTConfig(
                 patch_size=4,
                 dim=64,
