@@ -133,8 +133,11 @@ def test_attention_on_content_compares_the_bright_patches_share_with_an_even_one
 
 
 def test_candidates_table_is_ranked_by_the_worse_set_and_spread_reads_the_benchmark():
-    lines = results.candidates().splitlines()[2:]
+    text = results.candidates()
+    lines = [line for line in text.splitlines() if line.startswith("| ")][1:]
     worse = [float(line.rsplit("|", 2)[1].strip().rstrip("%")) for line in lines]
     assert len(lines) >= 2 and worse == sorted(worse, reverse=True)
+    means = [float(r["worse_mean"]) for r in results.read(results.CANDIDATES)]
+    assert f"span {max(means) - min(means):.1%}" in text
     low, high = results.spread()
     assert 0 <= low <= high < 0.05
