@@ -5,7 +5,8 @@
 
 The hard set is Fashion-MNIST classes 0-5 (300 each) from Debian's dataset-fashion-mnist package. Both tables
 ship with labkit, so the QA notebook shows them without re-running; its ``RERUN_SWEEP`` flag (or this command)
-regenerates the built-in one.
+regenerates the built-in one. The shipped tables were made side by side, one torch thread each
+(``OMP_NUM_THREADS=1``): their seconds compare rows within a table, not with the benchmark's.
 """
 
 from __future__ import annotations
