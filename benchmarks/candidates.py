@@ -4,9 +4,9 @@
 
 The one-seed sweep (`python -m labkit.sweep`) suggests changes; its differences of a point or two are noise. Each
 candidate here is the `fast` preset with a few changes, trained on the training part less 20% held out for
-validation, for 5 seeds on each set (with 3, the std of 1-2 points on the 252-image validation split
-of clothes left every candidate tied). A candidate is judged by the worse of its two means (a default must hold on
-data nobody tuned it for), and only among those within the one-minute budget. The table goes to
+validation, for 5 seeds on each set (on clothes' 252 validation images one seed's std is 1-2 points, so 3 seeds
+could not order them; 5 still leave the candidates close). A candidate is judged by the worse of its two means
+(a default must hold on data nobody tuned it for), and only among those within the one-minute budget. The table goes to
 labkit/results/candidates.csv, which the QA notebook's Question 7 shows. Runs are cached in
 benchmarks/results/candidates.jsonl, one line each. (The shipped runs were made two at a time, one torch thread
 each: accuracies do not depend on that, and the seconds column is not used.)
@@ -29,7 +29,7 @@ from labkit.sweep import HARD, Variant, run_variant
 HERE = Path(__file__).parent
 CACHE = HERE / "results" / "candidates.jsonl"
 SETS = {"builtin": DataConfig(), "hard": HARD}
-# name: (changes to the fast preset's model, changes to its recipe, epochs); each trains in 50-60 s on 2 cores
+# name: (changes to the fast preset's model, changes to its recipe, epochs); each about 45-60 s on 2 cores
 CANDIDATES = {
     "MLP 128, 60 epochs": ({"mlp_dim": 128}, {}, 60),
     "MLP 256, 60 epochs": ({"mlp_dim": 256}, {}, 60),
