@@ -1,6 +1,7 @@
 """The evidence behind the QA notebook: position similarity, attention maps, rollout, the sweep table."""
 
 import io
+import math
 
 import pytest
 import torch
@@ -8,7 +9,7 @@ import torch
 from labkit import answers, explain, results, sweep
 from labkit.data import DataConfig, load_data
 from labkit.metrics import confusion_matrix, confusion_summary, smoothing_floor
-from labkit.models import build_model, fit_to_data
+from labkit.models import build_model, count_parameters, fit_to_data
 from labkit.presets import get_preset
 from labkit.summary import render, summarize
 
@@ -137,7 +138,42 @@ def test_candidates_table_is_ranked_by_the_worse_set_and_spread_reads_the_benchm
     lines = [line for line in text.splitlines() if line.startswith("| ")][1:]
     worse = [float(line.rsplit("|", 2)[1].strip().rstrip("%")) for line in lines]
     assert len(lines) >= 2 and worse == sorted(worse, reverse=True)
-    means = [float(r["worse_mean"]) for r in results.read(results.CANDIDATES)]
-    assert f"span {max(means) - min(means):.1%}" in text
     low, high = results.spread()
     assert 0 <= low <= high < 0.05
+
+
+def test_the_shipped_default_is_the_candidate_marked_and_no_candidate_beats_it_beyond_noise():
+    rows = results.read(results.CANDIDATES)
+    (default,) = [r for r in rows if r["default"] == "True"]
+    fast = get_preset("fast")
+    assert int(default["params"]) == count_parameters(build_model(fast.model))
+    assert f"{fast.train.epochs} epochs" in default["candidate"]
+    assert f"**{default['candidate']} (default)**" in results.candidates()
+    best = max(rows, key=lambda r: float(r["worse_mean"]))
+    lead = float(best["worse_mean"]) - float(default["worse_mean"])
+    assert lead < 2 * math.hypot(results.standard_error(best), results.standard_error(default)), (
+        f"{best['candidate']} beats the default beyond noise: rerun benchmarks/candidates.py's choice"
+    )
+    assert "should change" not in results.candidates()
+
+
+def test_candidates_verdict_reads_the_lead_in_standard_errors(monkeypatch):
+    def row(name, digits, large, std, default=False):
+        return {"candidate": name, "default": str(default), "params": "1", "worse_mean": str(min(digits, large)),
+                "builtin_mean": str(digits), "builtin_std": "0.01", "builtin_seeds": "5", "hard_mean": "0.8",
+                "hard_std": "0.01", "hard_seeds": "5", "hard_large_mean": str(large), "hard_large_std": str(std),
+                "hard_large_seeds": "4"}  # fmt: skip
+
+    def verdict(*rows):
+        monkeypatch.setattr(results, "read", lambda name: list(rows))
+        return results.candidates().rsplit("\n", 1)[1]
+
+    tied = verdict(row("A", 0.98, 0.887, 0.003, default=True), row("B", 0.98, 0.886, 0.003))
+    assert (
+        tied
+        == "The default leads the next, B, by 0.10 points (0.5 standard errors of the difference): within noise, a tie."
+    )
+    clear = verdict(row("A", 0.98, 0.887, 0.003, default=True), row("B", 0.98, 0.877, 0.003))
+    assert clear.endswith("(4.7 standard errors of the difference): a clear lead.")
+    behind = verdict(row("A", 0.98, 0.877, 0.003, default=True), row("B", 0.98, 0.887, 0.003))
+    assert behind.startswith("B leads the default by 1.00 points") and behind.endswith("the default should change.")
