@@ -153,9 +153,8 @@ def test_the_shipped_default_is_the_candidate_marked_and_no_candidate_beats_it_b
     assert f"**{default['candidate']} (default)**" in results.candidates()
     best = max(rows, key=lambda r: float(r["worse_mean"]))
     lead = float(best["worse_mean"]) - float(default["worse_mean"])
-    assert lead < 2 * math.hypot(results.standard_error(best), results.standard_error(default)), (
-        f"{best['candidate']} beats the default beyond noise: rerun benchmarks/candidates.py's choice"
-    )
+    noise = 2 * math.hypot(results.standard_error(best), results.standard_error(default))
+    assert lead < noise, f"{best['candidate']} beats the default beyond noise: rerun benchmarks/candidates.py's choice"
     assert "should change" not in results.candidates()
 
 
