@@ -41,7 +41,7 @@ PRESETS = {
             # shifted patches help on both sets (the benchmark's ablation rows); [CLS] and positions start at the
             # paper's std 0.02 (1.0 tied on the harder set). Of eleven candidates within the budget
             # (labkit/results/candidates.csv: MLP 256, depth 3, 5 and 6, LSA, batch 32), this one has the best
-            # worse-set mean, scored on 6,000 held-out clothes images where one seed's std is about 0.3 points: tied
+            # worse-set mean, scored on 6,000 held-out clothes images where one seed's std is 0.2-0.7 points: tied
             # with the other small models trained as long, a point ahead of the wider or deeper 50-epoch ones.
             ViTConfig(
                 patch_size=4,
