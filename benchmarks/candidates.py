@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import gzip
 import json
 import statistics
 import sys
@@ -30,12 +29,12 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from labkit import results
 from labkit.data import DataConfig, LabData, Split, load_data
 from labkit.presets import get_preset
+from labkit.sources import torchvision_files
 from labkit.sweep import HARD, Variant, run_variant
 
 HERE = Path(__file__).parent
@@ -72,15 +71,9 @@ def shipped_default() -> str:
 def fashion_test_file() -> Split:
     """Classes 0-5 of Fashion-MNIST's test file (1,000 each): none is among the hard set's images, which come from
     its training file."""
-
-    def idx(name: str, header: int) -> np.ndarray:
-        with gzip.open(FASHION / name) as f:
-            return np.frombuffer(f.read(), np.uint8, offset=header)
-
-    x = torch.from_numpy(idx("t10k-images-idx3-ubyte.gz", 16).reshape(-1, 1, 28, 28).copy())
-    y = torch.from_numpy(idx("t10k-labels-idx1-ubyte.gz", 8).astype(np.int64))
-    keep = y < len(HARD.classes)
-    return Split(x[keep], y[keep])
+    _, test = torchvision_files("fashionmnist", FASHION)
+    keep = test.y < len(HARD.classes)
+    return Split(test.x[keep], test.y[keep])
 
 
 def large_split() -> tuple[LabData, Split]:

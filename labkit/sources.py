@@ -314,7 +314,17 @@ def _pixels(x: np.ndarray, path: Path) -> np.ndarray:
 
 
 def _torchvision_set(name: str, folder: Path | None, download_root: str | Path | None) -> ImageSet:
-    """A torchvision MNIST-family set: from ``folder`` of raw idx files when given, else downloaded.
+    """A torchvision MNIST-family set, its training file first, then its test file: one pool the lab splits."""
+    train, test = torchvision_files(name, folder, download_root)
+    return ImageSet(torch.cat([train.x, test.x]), torch.cat([train.y, test.y]), train.classes,
+                    train.description.replace("; train file)", "; train file first, then test)"))  # fmt: skip
+
+
+def torchvision_files(
+    name: str, folder: Path | None, download_root: str | Path | None = None
+) -> tuple[ImageSet, ImageSet]:
+    """A torchvision MNIST-family set's training file and test file: from ``folder`` of raw idx files when given,
+    else downloaded.
 
     The folder may be flat (Debian's ``dataset-fashion-mnist`` layout) or torchvision's own
     ``<Name>/raw`` layout, the files gzipped or not; it is only read, never written.
@@ -350,9 +360,10 @@ def _torchvision_set(name: str, folder: Path | None, download_root: str | Path |
                 f"{files[0]} holds {len(part.data)} images but {files[1]} {len(part.targets)} labels; "
                 "the files do not belong together: re-download or reinstall them"
             )
-    x = torch.cat([train.data, test.data]).unsqueeze(1)
-    y = torch.cat([train.targets, test.targets])
-    return ImageSet(x, y, list(train.classes), f"{cls.__name__} ({where}; train file first, then test)")
+    return tuple(
+        ImageSet(part.data.unsqueeze(1), part.targets, list(part.classes), f"{cls.__name__} ({where}; {file} file)")
+        for part, file in ((train, "train"), (test, "test"))
+    )
 
 
 def _stage_idx(folder: Path, stem: str, dest: Path) -> None:
