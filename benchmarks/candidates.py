@@ -1,6 +1,6 @@
 """The last step of choosing the default: a few candidates from the sweep, several seeds each, on validation data.
 
-    python benchmarks/candidates.py [--jobs 2]   # about 50 s a run; runs only what its cache lacks
+    python benchmarks/candidates.py [--jobs 2]   # 45-60 s a run on 2 cores; runs only what its cache lacks
 
 The one-seed sweep (`python -m labkit.sweep`) suggests changes; its differences of a point or two are noise. Each
 candidate here is the `fast` preset with a few changes, scored three ways:
@@ -109,7 +109,7 @@ def table(runs: list[dict]) -> list[dict]:
             accs = [r["val_accuracy"] for r in runs if r["candidate"] == name and r["set"] == set_name]
             row |= {f"{set_name}_mean": round(statistics.mean(accs), 4),
                     f"{set_name}_std": round(statistics.stdev(accs), 4), f"{set_name}_seeds": len(accs)}  # fmt: skip
-        row["worse_mean"] = min(row["builtin_mean"], row[f"{LARGE}_mean"])
+        row["worse_mean"] = min(row[f"{s}_mean"] for s in results.JUDGED)
         row["params"] = next(r["params"] for r in runs if r["candidate"] == name)
         rows.append(row)
     return rows

@@ -16,6 +16,7 @@ from importlib.abc import Traversable
 BENCHMARK = "benchmark.csv"
 CANDIDATES = "candidates.csv"
 LARGE = "hard_large"  # candidates.csv's clothes split of 6,000 held-out images (benchmarks/candidates.py)
+JUDGED = ("builtin", LARGE)  # a candidate's score is the worse of its means on these two splits
 
 
 def shipped(name: str) -> Traversable:
@@ -95,5 +96,5 @@ def candidates() -> str:
 def standard_error(row: dict) -> float:
     """The standard error of a candidate's worse-of mean: its std over the seeds of the set that gave it, over
     the square root of their number."""
-    worse = min(("builtin", LARGE), key=lambda s: float(row[f"{s}_mean"]))
+    worse = min(JUDGED, key=lambda s: float(row[f"{s}_mean"]))
     return float(row[f"{worse}_std"]) / math.sqrt(int(row[f"{worse}_seeds"]))
