@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from labkit import results
-from labkit.data import Batches, DataConfig, LabData, Split, load_data
+from labkit.data import DataConfig, LabData, load_data
 from labkit.metrics import EVAL_BATCH, evaluate
 from labkit.models import build_model, count_parameters, fit_to_data
 from labkit.presets import get_preset
@@ -73,19 +73,17 @@ MINI_SWEEP = [  # well under a minute on 2 cores at 8 epochs: patch size and rec
 
 
 def run_variant(variant: Variant, data: LabData, preset: str = "fast", epochs: int | None = None,
-                seed: int = 0, score_on: Split | None = None) -> dict:  # fmt: skip
-    """Train one variant on ``data.train`` and score it on ``data.val``'s last epoch, or once trained on
-    ``score_on``: held-out images too many to evaluate every epoch."""
+                seed: int = 0, score_on: str = "val") -> dict:  # fmt: skip
+    """Train one variant on ``data.train`` and score it on ``data.val``'s last epoch, or once trained on the part
+    ``score_on`` names: held-out images too many to evaluate every epoch."""
     p = get_preset(preset)
     config = fit_to_data(replace(p.model, **variant.model), len(data.classes))
     train = replace(p.train, **variant.train, **({"epochs": epochs} if epochs else {}))
     model = build_model(config, seed)
     history = fit(model, data, train, seed, eval_part="val", out=io.StringIO(), progress=False)
     accuracy = history.final_accuracy
-    if score_on is not None:
-        batches = Batches(score_on, data.mean, data.std, EVAL_BATCH, shuffle=False, augment="none", seed=seed,
-                          device="cpu")  # fmt: skip
-        accuracy = evaluate(model, batches)[1]
+    if score_on != "val":
+        accuracy = evaluate(model, data.batches(score_on, EVAL_BATCH))[1]
     return {
         "variant": variant.name, "dim": config.dim, "depth": config.depth, "heads": config.heads,
         "patch": config.patch_size, "mlp_dim": config.mlp_dim, "recipe": variant.recipe,
