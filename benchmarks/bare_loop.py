@@ -1,12 +1,13 @@
 """labkit's training loop against a bare PyTorch loop on the same model: is ``fit`` as fast as the minimum?
 
-    python benchmarks/bare_loop.py [--presets fast,seed,cnn,hybrid] [--rounds 3]
+    python benchmarks/bare_loop.py [--presets fast,reference,cnn,hybrid] [--rounds 3]
 
 The bare loop takes only the model and its augmentation setting from labkit: one in-memory uint8 tensor, a shuffle,
 the same per-image shifts (and flips), normalisation, AdamW and cross-entropy; no schedule, no log. labkit's ``fit``
 does all of that plus the schedule, the lab's log and a test evaluation every epoch, which the lab requires. So both
-are timed twice: their training steps alone (time less evaluations), and as a whole, the bare loop then with the
-same minimal evaluation of the test split each epoch (normalised once, batches of 128, no gradients). Both train
+are timed twice: their training steps alone (``fit`` with no per-epoch evaluation; the bare loop's time less its
+evaluations), and as a whole, the bare loop then with the same minimal evaluation of the test split each epoch
+(normalised once, batches of 128, no gradients). Both train
 the same number of images on the built-in set; the two runs alternate, and the median of a few rounds is kept.
 Ratios within one run are what to read: absolute images/s change with the machine and load.
 """
@@ -22,13 +23,13 @@ import time
 import torch
 import torch.nn.functional as F
 
-from labkit.data import DataConfig, load_data, max_shift
+from labkit.data import DataConfig, load_data, max_shift, normalise
 from labkit.models import build_model, fit_to_data
 from labkit.presets import get_preset
 from labkit.train import fit
 
-# Epochs per timed run: about 3-10 s each on 2 CPU cores (one seed-preset epoch alone takes about a minute).
-EPOCHS = {"fast": 3, "seed": 1, "cnn": 2, "hybrid": 2}
+# Epochs per timed run: about 3-10 s each on 2 CPU cores (one reference-preset epoch alone takes about a minute).
+EPOCHS = {"fast": 3, "reference": 1, "cnn": 2, "hybrid": 2}
 
 
 def bare_fit(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, batch: int, augment: str,
@@ -36,7 +37,7 @@ def bare_fit(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: i
     """Seconds to train ``model`` for ``epochs`` on uint8 images ``x`` (N, C, H, W) and labels ``y``, evaluating on
     ``test`` (uint8 images, labels) after each epoch; and the seconds of those evaluations."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    test_x, test_y = (test[0].float() / 255 - mean) / std, test[1]
+    test_x, test_y = normalise(test[0], mean, std), test[1]
     evaluating = 0.0
     s = max_shift(x.shape[-1])
     n, (h, w) = len(y), x.shape[-2:]
@@ -46,7 +47,7 @@ def bare_fit(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: i
         order = torch.randperm(n)
         for i in range(0, n, batch):
             idx = order[i : i + batch]
-            xb = x[idx].float() / 255
+            xb = x[idx]
             if augment != "none":
                 # per-image offsets as one gather from the padded batch (single channel, as the lab's images)
                 padded = F.pad(xb, (s, s, s, s))[:, 0]
@@ -55,7 +56,7 @@ def bare_fit(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: i
                 xb = padded[torch.arange(len(idx))[:, None, None], rows[:, :, None], cols[:, None, :]][:, None]
                 if augment == "shift+flip":
                     xb = torch.where(torch.rand(len(idx), 1, 1, 1) < 0.5, xb.flip(-1), xb)
-            loss = F.cross_entropy(model((xb - mean) / std), y[idx], label_smoothing=0.1)
+            loss = F.cross_entropy(model(normalise(xb, mean, std)), y[idx], label_smoothing=0.1)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -82,23 +83,24 @@ def compare(preset: str, rounds: int) -> dict[str, float]:
     speeds: dict[str, list[float]] = {"fit": [], "fit_steps": [], "bare": [], "bare_steps": []}
     for r in range(rounds):
         for name in ("labkit", "bare") if r % 2 == 0 else ("bare", "labkit"):
-            model = build_model(config, seed=0)
             if name == "labkit":
-                history = fit(model, data, recipe, out=io.StringIO(), progress=False)
-                seconds, evaluating = history.seconds, history.eval_seconds
+                whole = fit(build_model(config, seed=0), data, recipe, out=io.StringIO(), progress=False).seconds
+                steps = fit(build_model(config, seed=0), data, recipe, eval_part=None, out=io.StringIO(),
+                            progress=False).seconds  # fmt: skip
             else:
                 test = (data.test.x, data.test.y)
-                seconds, evaluating = bare_fit(model, data.train.x, data.train.y, epochs, recipe.batch_size,
-                                               recipe.augment, data.mean, data.std, test)  # fmt: skip
+                whole, evaluating = bare_fit(build_model(config, seed=0), data.train.x, data.train.y, epochs,
+                                             recipe.batch_size, recipe.augment, data.mean, data.std, test)  # fmt: skip
+                steps = whole - evaluating
             prefix = "fit" if name == "labkit" else "bare"
-            speeds[prefix].append(images / seconds)
-            speeds[f"{prefix}_steps"].append(images / (seconds - evaluating))
+            speeds[prefix].append(images / whole)
+            speeds[f"{prefix}_steps"].append(images / steps)
     return {k: statistics.median(v) for k, v in speeds.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--presets", default="fast,seed,cnn,hybrid")
+    parser.add_argument("--presets", default="fast,reference,cnn,hybrid")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; median of {args.rounds} alternating runs")

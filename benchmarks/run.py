@@ -1,4 +1,4 @@
-"""The fast recipe against the lab's seed recipe, the CNN baseline, the hybrid and vit-pytorch, side by side.
+"""The fast recipe against the lab's reference recipe, the CNN baseline, the hybrid and vit-pytorch, side by side.
 
     pip install -r benchmarks/requirements.txt
     python benchmarks/run.py [--quick] [--resume] [--readme]
@@ -30,8 +30,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
+from sets import HARD
 
-from labkit import sweep
 from labkit.data import DataConfig, load_data
 from labkit.errors import LabError
 from labkit.models import build_model, config_to_dict, count_parameters, fit_to_data
@@ -40,11 +40,10 @@ from labkit.train import TrainConfig, fit
 from labkit.vit import ViTConfig
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # bare_loop.py beside this file
 CACHE = HERE / "results" / "cache.json"
 SUMMARY = HERE.parent / "labkit" / "results" / "benchmark.csv"  # shipped with labkit: the QA notebook reads it
 README = HERE.parent / "README.md"
-SETS = {"built-in (MNIST 0-5 × 300)": DataConfig(), "hard (Fashion-MNIST 0-5 × 300)": sweep.HARD}
+SETS = {"built-in (MNIST 0-5 × 300)": DataConfig(), "hard (Fashion-MNIST 0-5 × 300)": HARD}
 
 
 @dataclass(frozen=True)
@@ -61,9 +60,9 @@ class Row:
 
 
 SAME_TIME = "CNN at the default's wall-clock (fast recipe)"
-# The seed recipe takes about 1,000 s a run on 2 cores: it reruns only when --rows names it. Until then its rows from
-# an earlier benchmark run (same model, recipe and data, labkit's earlier data loader) are shown, with a dagger.
-CARRIED = "seed (lab reference, Adam 3e-4)"
+# The reference recipe takes about 1,000 s a run on 2 cores: it reruns only when --rows names it. Until then its rows
+# from an earlier benchmark run (same model, recipe and data, labkit's earlier data loader) are shown, with a dagger.
+CARRIED = "reference (the lab's model and recipe, Adam 3e-4)"
 
 
 def same_time_epochs(cache: dict, set_name: str) -> int | None:
@@ -90,7 +89,7 @@ def rows() -> list[Row]:
     architecture = [(what, field) for what, field in (("shifted patches", "shifted_patches"),
                     ("locality attention", "locality_attention")) if getattr(model, field)]  # fmt: skip
     return [
-        Row("seed (lab reference, Adam 3e-4)", "seed", get_preset("seed").train, expected=0.86, quick=True),
+        Row(CARRIED, "reference", get_preset("reference").train, expected=0.86, quick=True),
         Row("fast (default)", "fast", fast, quick=True),
         Row("fast at the lab's 20 epochs", "fast", replace(fast, epochs=20), quick=True),
         Row("CNN baseline (fast recipe, 30 ep)", "cnn", replace(fast, epochs=30), expected=0.90, quick=True),
@@ -171,20 +170,20 @@ def throughput(c: ViTConfig, steps: int, rounds: int = 5, batch: int = 64, devic
 
 
 def throughput_table(device: str) -> list[str]:
-    """labkit's ViT against vit_pytorch.ViT in training images/s, at the fast and the seed preset's dims."""
+    """labkit's ViT against vit_pytorch.ViT in training images/s, at the fast and the reference preset's dims."""
     on_gpu = torch.device(device).type != "cpu"
-    # A CPU step at the seed's dims takes ~2 s on 2 cores; a GPU step takes milliseconds and is bound by kernel
+    # A CPU step at the reference's dims takes ~2 s on 2 cores; a GPU step takes milliseconds and is bound by kernel
     # launches, which jitter, so GPU runs are longer and more.
-    steps = {"fast": 100, "seed": 100} if on_gpu else {"fast": 8, "seed": 2}
+    steps = {"fast": 100, "reference": 100} if on_gpu else {"fast": 8, "reference": 2}
     rounds = 15 if on_gpu else 5
     lines = [f"**Training throughput on the {'GPU' if on_gpu else 'CPU'}** (batch 64, median of {rounds} interleaved "
-             f"runs of {steps['fast']} steps, {steps['seed']} at the seed's dims; same dims and tokens):", "",
+             f"runs of {steps['fast']} steps, {steps['reference']} at the reference's dims; same dims and tokens):", "",
              "| dims | labkit img/s | vit_pytorch img/s | ratio |", "|---|---:|---:|---:|"]  # fmt: skip
     fast, plain = get_preset("fast").model, {"shifted_patches": False, "locality_attention": False}
     for dims, config, n in (
         ("fast, plain ViT (the same model as vit_pytorch's)", replace(fast, **plain), steps["fast"]),
         ("fast as trained (+ shifted patches, against plain vit_pytorch)", fast, steps["fast"]),
-        ("seed", get_preset("seed").model, steps["seed"]),
+        ("reference", get_preset("reference").model, steps["reference"]),
     ):
         ours, theirs = throughput(config, n, rounds, device=device)
         lines.append(f"| {dims} | {ours:.0f} | {theirs:.0f} | {ours / theirs:.2f}× |")
@@ -200,8 +199,8 @@ def bare_loop_table() -> list[str]:
              "which the lab's log needs; median of alternating runs; training images/s):", "",
              "| preset | epochs | steps: bare | labkit | ratio | with evaluations: bare | labkit | ratio |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
-    for preset in ("fast", "seed", "cnn", "hybrid"):
-        v = compare(preset, rounds=1 if preset == "seed" else 3)
+    for preset in ("fast", "reference", "cnn", "hybrid"):
+        v = compare(preset, rounds=1 if preset == "reference" else 3)
         lines.append(f"| {preset} | {EPOCHS[preset]} | {v['bare_steps']:.0f} | {v['fit_steps']:.0f} | "
                      f"{v['fit_steps'] / v['bare_steps']:.2f}× | {v['bare']:.0f} | {v['fit']:.0f} | "
                      f"{v['fit'] / v['bare']:.2f}× |")  # fmt: skip
@@ -248,7 +247,7 @@ def summary_row(results: list[dict], row: Row, set_name: str, where: dict) -> di
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="1 seed and the seed, fast and CNN rows only")
+    parser.add_argument("--quick", action="store_true", help="1 seed and the reference, fast and CNN rows only")
     parser.add_argument("--resume", action="store_true", help="reuse cached rows with the same settings")
     parser.add_argument("--readme", action="store_true", help="write the tables into README.md")
     parser.add_argument("--seeds", type=int, default=3)

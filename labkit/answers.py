@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from labkit import safe_text
 from labkit.lab import BASELINE
 
 
@@ -15,7 +16,7 @@ def final_accuracy(checkpoint: dict, params: int, baseline: float = BASELINE) ->
     beside = f"; training accuracy in the last epoch {train[-1]:.2%}, on the shifted training images" if train else ""
     head = (
         f"**Final test accuracy: {final:.2%}** (the last epoch's, read from the saved checkpoint, on "
-        f"{data['sizes']['test']} test images of {data['description']}{beside}) — "
+        f"{data['sizes']['test']} test images of {safe_text.markdown(data['description'])}{beside}) — "
         f"**{'above' if final > baseline else 'below'} the {baseline:.0%} baseline**. "
     )
     if final > baseline:
@@ -41,7 +42,8 @@ def vit_against_cnn(vit_accuracy: float, cnn_accuracy: float, epochs: int, data:
     gap = (cnn_accuracy - vit_accuracy) * 100
     verdict = f"**{gap:.1f} points better**" if gap > 0 else f"**{-gap:.1f} points worse**"
     return (
-        f"On {data}, with the same split ({train} train / {test} test), recipe and {epochs} epochs, the CNN is "
+        f"On {safe_text.markdown(data)}, with the same split ({train} train / {test} test), recipe and {epochs} "
+        "epochs, the CNN is "
         f"{verdict} than the ViT ({cnn_accuracy:.2%} against {vit_accuracy:.2%}). One seed each: the benchmark "
         "above gives the spread over seeds."
     )

@@ -7,8 +7,8 @@ A checkpoint is one plain dict (only str, numbers, lists, dicts and tensors insi
     version          2
     model_state      {parameter name: tensor}, on the CPU
     model_config     {"kind": "vit" | "cnn", **the config's fields}: rebuilds the model (models.config_from_dict)
-    preset           the preset's name ("seed" for a bare state dict of the lab's reference model)
-    student_id       names the file: <student_id>_vit.pth
+    preset           the preset's name ("reference" for a bare state dict of the lab's reference model)
+    student_id       names the file: settings.checkpoint_name
     classes          class names, in label order
     train_config     the recipe (train.TrainConfig's fields), or None where unknown (a bare state dict)
     seed             the training seed, or None
@@ -21,27 +21,24 @@ A checkpoint is one plain dict (only str, numbers, lists, dicts and tensors insi
     created          local time of saving, ISO 8601, or None
 
 A bare ``state_dict`` of the lab's reference model (what the lab's own code saves) is read into the same dict, with
-None wherever the file says nothing. Saved atomically (temp file + rename), so a crash never leaves a broken file.
-A file from another run is never overwritten: it is kept under a timestamped name.
+None wherever the file says nothing; so is an older version's checkpoint (``_upgrade``). Saved by ``safe_write``:
+whole or not at all, and a file from another run at the name is kept under a timestamped name, never overwritten.
 """
 
 from __future__ import annotations
 
-import contextlib
-import glob
 import hashlib
-import itertools
 import json
 import os
 import pickle
 import platform
 import re
-import shutil
+import stat
 import sys
-import tempfile
 import time
 import warnings
-from dataclasses import asdict
+import zipfile
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -49,66 +46,35 @@ import torch
 import torchvision
 from torch import nn
 
-from labkit import __version__
+from labkit import __version__, safe_text
 from labkit.data import LabData
 from labkit.errors import LabError
+from labkit.lab import RENAMED_PRESETS
 from labkit.models import ModelConfig, build_model, config_from_dict, config_to_dict
+from labkit.presets import get_preset
+from labkit.safe_write import shown, write_whole
+from labkit.settings import student_of
 from labkit.train import History, TrainConfig
-from labkit.vit import ViTConfig
 
 FORMAT = "labkit-checkpoint"
 VERSION = 2  # 2: one checkpoint shape for every producer; SPT's parameters renamed (see _upgrade)
-
-
-MAX_ID = 100  # characters of a student id: the file name, its temp and kept variants stay under 255 bytes
-
-
-def checkpoint_name(student_id: str) -> str:
-    """The lab's file name: ``<student_id>_vit.pth``."""
-    bad = not student_id or student_id.startswith(".") or any(c in student_id for c in '/\\:*?"<>|')
-    if bad or not student_id.isprintable() or len(student_id) > MAX_ID:
-        raise LabError(
-            f"student id {student_id[:40]!r}{'...' if len(student_id) > 40 else ''} cannot be part of a file name; "
-            f"use up to {MAX_ID} letters, digits, - or _"
-        )
-    return f"{student_id}_vit.pth"
-
-
-def check_writable(path: str | Path) -> Path:
-    """Check, before anything is trained, that a checkpoint can be written at ``path``: its folder exists or can
-    be made, is a folder, takes new files, and the file name is not too long. A LabError names what is wrong."""
-    path = Path(path)
-    if path.parent.exists() and not path.parent.is_dir():
-        raise LabError(f"output folder {path.parent} is a file; give a folder with --out")
-    if path.is_dir():
-        raise LabError(f"{path} is a folder; the checkpoint needs its name free")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as err:
-        raise LabError(f"cannot write {path} ({err.strerror or err}); choose another --out folder") from None
-    return path
-
-
-def readable_as_new_file(path: str | Path) -> None:
-    """Give a file made by mkstemp (mode 0600) the mode a new file gets under the user's umask, so that a grader
-    who is another user can read what the student hands in, where the umask allows it."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
-
-
-def rescue_folder() -> Path:
-    """Where a trained model goes when its own folder fails at the last moment: a per-user folder that outlives
-    the run (the system's temp folder if even that cannot be made)."""
-    folder = Path.home() / ".cache" / "labkit" / "rescued"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
-    except OSError:
-        return Path(tempfile.gettempdir())
+KEYS = (
+    "format",
+    "version",
+    "model_state",
+    "model_config",
+    "preset",
+    "student_id",
+    "classes",
+    "train_config",
+    "seed",
+    "normalization",
+    "data",
+    "metrics",
+    "run_fingerprint",
+    "versions",
+    "created",
+)
 
 
 def run_fingerprint(model: ModelConfig, train: TrainConfig, seed: int, data_fingerprint: str) -> str:
@@ -117,21 +83,26 @@ def run_fingerprint(model: ModelConfig, train: TrainConfig, seed: int, data_fing
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class Training:
+    """What a training run adds to a checkpoint beyond the model: its recipe, seed, data and history."""
+
+    train: TrainConfig
+    seed: int
+    data: LabData
+    history: History
+
+
 def make_checkpoint(
     model_state: dict[str, torch.Tensor],
     model_config: ModelConfig,
-    *,
     preset: str,
     student_id: str,
     classes: list[str],
-    train: TrainConfig | None = None,
-    seed: int | None = None,
-    data: LabData | None = None,
-    history: History | None = None,
+    training: Training | None = None,
 ) -> dict[str, Any]:
-    """The checkpoint dict (see the module doc); what the caller does not know is None."""
-    trained = train is not None and seed is not None and data is not None and history is not None
-    return {
+    """The checkpoint dict (see the module doc); without ``training``, everything only a run knows is None."""
+    checkpoint = dict.fromkeys(KEYS) | {
         "format": FORMAT,
         "version": VERSION,
         "model_state": {k: v.detach().cpu() for k, v in model_state.items()},
@@ -139,152 +110,52 @@ def make_checkpoint(
         "preset": preset,
         "student_id": student_id,
         "classes": list(classes),
-        "train_config": asdict(train) if train is not None else None,
-        "seed": seed,
-        "normalization": {"mean": data.mean, "std": data.std} if data is not None else None,
+    }
+    if training is None:
+        return checkpoint
+    data, history = training.data, training.history
+    return checkpoint | {
+        "train_config": asdict(training.train),
+        "seed": training.seed,
+        "normalization": {"mean": data.mean, "std": data.std},
         "data": {
             "description": data.description,
             "config": asdict(data.config),
             "fingerprint": data.fingerprint,
             "test_fingerprint": data.test_fingerprint,
             "sizes": {"train": len(data.train), "val": len(data.val) if data.val else 0, "test": len(data.test)},
-        }
-        if data is not None
-        else None,
+        },
         "metrics": {
             "test_accuracy": history.final_accuracy,
             "test_loss": history.eval_loss[-1],
             "history": history.to_dict(),
-        }
-        if history is not None
-        else None,
-        "run_fingerprint": run_fingerprint(model_config, train, seed, data.fingerprint) if trained else None,
+        },
+        "run_fingerprint": run_fingerprint(model_config, training.train, training.seed, data.fingerprint),
         "versions": {
             "labkit": __version__,
             "torch": str(torch.__version__),
             "torchvision": str(torchvision.__version__),
             "python": platform.python_version(),
-        }
-        if trained
-        else None,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z") if trained else None,
+        },
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 
 
-LOCK_WAIT = 60.0  # seconds to wait for another process saving to the same path
-LOCK_STALE = 30.0  # a lock this old belongs to a process that died (the locked step takes well under a second)
-TEMP_STALE = 3600.0  # a temp file this old, or whose process is gone, is the remains of a killed save
-
-
 def save_checkpoint(checkpoint: dict, path: str | Path, out: TextIO | None = None) -> Path:
-    """Write ``checkpoint`` to ``path``, safe against crashes and against other processes saving there too.
-
-    The file is written in full to a temp file first; then, holding a lock on the name, a file of the same run
-    at ``path`` is replaced, and any other file there (another run's, or the user's own) is first kept under a
-    timestamped name, so ``path`` is never missing and nothing is lost."""
+    """Write ``checkpoint`` to ``path`` whole (``safe_write.write_whole``): a file of the same run there is
+    replaced; any other file (another run's, or the user's own) is first kept under a timestamped name."""
     out = out or sys.stdout
-    path = check_writable(path)
-    _remove_stale_temps(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(checkpoint, f)
-        readable_as_new_file(tmp)
-        with _locked(path):
-            if os.path.lexists(path):
-                saved = _fingerprint_of(path)
-                if saved is None or saved != checkpoint["run_fingerprint"]:
-                    kept = _keep_aside(path)
-                    print(f"! {shown(path)} held a different run; kept it as {shown(kept)}", file=out)
-            os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    path = Path(path)
+
+    def same_run(existing: Path) -> bool:
+        saved = _fingerprint_of(existing)
+        return saved is not None and saved == checkpoint["run_fingerprint"]
+
+    kept = write_whole(path, lambda f: torch.save(checkpoint, f), replaceable=same_run, out=out)
+    if kept is not None:
+        print(f"! {shown(path)} held a different run; kept it as {shown(kept)}", file=out)
     print(f"✓ Model saved as {shown(path)}", file=out)
     return path
-
-
-def shown(path: Path) -> str:
-    """A path as a user reads it: relative to the working folder when it lies inside it."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
-@contextlib.contextmanager
-def _locked(path: Path):
-    """Hold ``.<name>.lock`` beside ``path`` (created with O_EXCL, so one process at a time) while inside."""
-    lock = path.with_name(f".{path.name}.lock")
-    deadline = time.monotonic() + LOCK_WAIT
-    while True:
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            break
-        except FileExistsError:
-            try:
-                if time.time() - lock.stat().st_mtime > LOCK_STALE:
-                    lock.unlink(missing_ok=True)  # left by a process that was killed while saving
-                    continue
-            except FileNotFoundError:
-                continue
-            if time.monotonic() > deadline:
-                raise LabError(
-                    f"another save to {path} has held {lock} for a minute; delete it if none is running"
-                ) from None
-            time.sleep(0.02)
-    try:
-        os.write(fd, str(os.getpid()).encode())
-        os.close(fd)
-        yield
-    finally:
-        lock.unlink(missing_ok=True)
-
-
-def _keep_aside(path: Path) -> Path:
-    """A copy of the file at ``path`` under a free timestamped name, claimed atomically (a hard link, or a copy
-    where links are not supported); ``path`` itself stays in place until the caller replaces it."""
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(path.stat().st_mtime))
-    for n in itertools.count():
-        candidate = path.with_name(f"{path.stem}.{stamp}{f'-{n}' if n else ''}{path.suffix}")
-        try:
-            os.link(path, candidate)
-            return candidate
-        except FileExistsError:
-            continue
-        except OSError:
-            try:
-                with open(path, "rb") as src, open(candidate, "xb") as dst:
-                    shutil.copyfileobj(src, dst)
-                return candidate
-            except FileExistsError:
-                continue
-    raise AssertionError("unreachable")
-
-
-def _remove_stale_temps(path: Path) -> None:
-    """Remove temp files of this name left by saves that were killed mid-write: their process is gone, or they
-    are over an hour old. A temp file of a save still running elsewhere is left alone."""
-    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-        pid = tmp.name.removeprefix(f".{path.name}.").split(".")[0]
-        try:
-            stale = time.time() - tmp.stat().st_mtime > TEMP_STALE or (pid.isdigit() and not _alive(int(pid)))
-            if stale:
-                tmp.unlink()
-        except OSError:
-            continue
-
-
-def _alive(pid: int) -> bool:
-    if os.name != "posix":
-        return True  # no cheap check elsewhere: the age rule applies
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _fingerprint_of(path: Path) -> str | None:
@@ -294,12 +165,61 @@ def _fingerprint_of(path: Path) -> str | None:
         return None
 
 
+MAX_FILE_BYTES = 1 << 30  # 1 GiB: the reference model's checkpoint is about 22 MB
+
+
+def file_kind(path: Path) -> str:
+    """What is at ``path``, in words, for a message about something that is not a regular file."""
+    if not os.path.lexists(path):
+        return "not found"
+    mode = path.stat().st_mode if path.exists() else 0
+    for test, kind in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device")):  # fmt: skip
+        if test(mode):
+            return f"{kind}, not a file"
+    return "a broken link" if path.is_symlink() and not path.exists() else "not a regular file"
+
+
+def _check_archive(path: Path) -> None:
+    """Refuse, before torch reads it, a file that would make it allocate more than the file holds: torch.save writes
+    an uncompressed zip, so a compressed entry (a small file unpacking to gigabytes) was crafted or repacked."""
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise LabError(f"{path} is {path.stat().st_size / 2**30:.1f} GiB, over the 1 GiB a lab checkpoint may be")
+    if not zipfile.is_zipfile(path):
+        return  # torch's legacy format: read as it is, never larger than the file
+    try:
+        with zipfile.ZipFile(path) as archive:
+            packed = next((i.filename for i in archive.infolist() if i.compress_type != zipfile.ZIP_STORED), None)
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # torch.load reports the damage
+    if packed is not None:
+        raise LabError(
+            f"{path} holds a compressed entry ({safe_text.printable(packed, 60)}), which torch.save never writes; "
+            "save the model again with torch.save"
+        )
+
+
+def _check_tensors(checkpoint: dict, path: Path) -> None:
+    """Refuse tensors that carry more memory than their shape needs (a view into a larger hidden storage)."""
+    for name, tensor in checkpoint["model_state"].items():
+        needed = tensor.numel() * tensor.element_size()
+        if tensor.untyped_storage().nbytes() > needed + 64:
+            raise LabError(
+                f"{path}: tensor {safe_text.printable(name, 60)} of shape {tuple(tensor.shape)} carries "
+                f"{tensor.untyped_storage().nbytes():,} bytes, more than its shape needs; save it again"
+            )
+
+
 def load_checkpoint(path: str | Path) -> dict:
     """Read a labkit checkpoint, or a bare ``state_dict`` of the lab's reference model (taken as the
-    ``seed`` preset, the student id from the file name). Never unpickles code."""
+    ``reference`` preset, the student id from the file name). Never unpickles code, and refuses files that would
+    make it allocate more than they hold."""
     path = Path(path)
     if not path.is_file():
-        raise LabError(f"checkpoint {path} not found; give the path of a .pth file saved by labkit")
+        kind = file_kind(path)
+        where = kind if kind == "not found" else f"is {kind}"
+        raise LabError(f"checkpoint {path} {where}; give the path of a .pth file saved by labkit")
+    _check_archive(path)
     try:
         with warnings.catch_warnings():  # torch 2.1 warns about its own use of TypedStorage while loading
             warnings.filterwarnings("ignore", message="TypedStorage is deprecated")
@@ -323,13 +243,16 @@ def load_checkpoint(path: str | Path) -> dict:
             "save it again with torch.save"
         ) from None
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
-        return _checked(_upgrade(obj), path)
-    if isinstance(obj, dict) and "cls_token" in obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        return _from_bare_state_dict(obj, path)
-    raise LabError(
-        f"{path} is neither a labkit checkpoint nor a state dict of the lab's ViT; "
-        "save it with `python -m labkit train` or torch.save(model.state_dict(), path)"
-    )
+        checkpoint = _checked(_upgrade(obj), path)
+    elif isinstance(obj, dict) and "cls_token" in obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        checkpoint = _from_bare_state_dict(obj, path)
+    else:
+        raise LabError(
+            f"{path} is neither a labkit checkpoint nor a state dict of the lab's ViT; "
+            "save it with `python -m labkit train` or torch.save(model.state_dict(), path)"
+        )
+    _check_tensors(checkpoint, path)
+    return checkpoint
 
 
 # Version 1 kept SPT's LayerNorm and Linear in a sub-module; version 2 puts every patch embedding's cut at index 0.
@@ -340,7 +263,11 @@ _V1_NAMES = {
 
 
 def _upgrade(checkpoint: dict) -> dict:
-    """A version-1 checkpoint in version 2's shape (the same numbers; names and keys as version 2 has them)."""
+    """An older checkpoint in today's shape, the same numbers: a preset under its earlier name gets today's, and a
+    version-1 checkpoint its names and keys as version 2 has them."""
+    preset = checkpoint.get("preset")
+    if isinstance(preset, str) and preset in RENAMED_PRESETS:
+        checkpoint = checkpoint | {"preset": RENAMED_PRESETS[preset]}
     if checkpoint.get("version") != 1:
         return checkpoint
     state = checkpoint.get("model_state")
@@ -353,10 +280,6 @@ def _upgrade(checkpoint: dict) -> dict:
     if isinstance(checkpoint.get("data"), dict):
         checkpoint["data"].pop("split_seed", None)  # stored twice in version 1; the data config holds it
     return {**{key: None for key in KEYS}, **checkpoint, "version": VERSION}
-
-
-KEYS = ("format", "version", "model_state", "model_config", "preset", "student_id", "classes", "train_config",
-        "seed", "normalization", "data", "metrics", "run_fingerprint", "versions", "created")  # fmt: skip
 
 
 def _checked(checkpoint: dict, path: Path) -> dict:
@@ -374,13 +297,14 @@ def _checked(checkpoint: dict, path: Path) -> dict:
 
 
 def _from_bare_state_dict(state: dict, path: Path) -> dict:
-    """The lab's reference code saves only ``model.state_dict()``: read as the seed model (the ViT's defaults)."""
+    """The lab's reference code saves only ``model.state_dict()``: read as the reference preset's model, with as
+    many classes as its head has."""
+    config = get_preset("reference").model
     head = state.get("mlp_head.1.weight")
-    config = ViTConfig()
     if isinstance(head, torch.Tensor) and head.ndim == 2:
-        config = ViTConfig(num_classes=head.shape[0])
+        config = replace(config, num_classes=head.shape[0])
     classes = [str(c) for c in range(config.num_classes)]
-    return make_checkpoint(state, config, preset="seed", student_id=path.stem.removesuffix("_vit"), classes=classes)
+    return make_checkpoint(state, config, "reference", student_of(path), classes)
 
 
 def model_from_checkpoint(checkpoint: dict) -> nn.Module:
@@ -393,8 +317,10 @@ def model_from_checkpoint(checkpoint: dict) -> nn.Module:
     problems = []
     if wrong:
         k = sorted(wrong)[0]
-        problems.append(f"{len(wrong)} shapes differ, e.g. {k}: {tuple(state[k].shape)} in the file, "
-                        f"{tuple(expected[k].shape)} in the model")  # fmt: skip
+        problems.append(
+            f"{len(wrong)} shapes differ, e.g. {k}: {tuple(state[k].shape)} in the file, "
+            f"{tuple(expected[k].shape)} in the model"
+        )
     if missing:
         problems.append(f"{len(missing)} missing, e.g. {missing[0]}")
     if unexpected:

@@ -14,6 +14,7 @@ import sys
 
 from labkit.errors import LabError
 from labkit.lab import AUGMENTATIONS, BASELINE, BUILTIN, PRESET_NAMES, VIT_PRESET_NAMES
+from labkit.settings import RunConfig
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     except LabError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("error: interrupted (Ctrl-C)", file=sys.stderr)
+        return 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,17 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a preset, print the lab's log and save <student-id>_vit.pth.",
     )
     add_data_arguments(train)
-    train.add_argument("--preset", default="fast", choices=PRESET_NAMES, help="model + recipe (default: fast)")
-    train.add_argument("--epochs", type=int, help="override the preset's number of epochs")
-    add_augment_argument(train)
-    train.add_argument("--seed", type=int, default=0, help="training seed; the split has its own (default: 0)")
-    train.add_argument("--student-id", default="student_id", help="names the checkpoint file (default: student_id)")
-    train.add_argument(
-        "--out",
-        help="folder for the checkpoint (default: outputs/ at the top of the lab's folder, or in the working folder "
-        "outside a clone). A file there from the same settings and data is "
-        "replaced; any other file is kept under a timestamped name. The folder is checked before training; if "
-        "saving still fails, the model is saved under ~/.cache/labkit/rescued and the path printed",
+    add_run_arguments(
+        train,
+        PRESET_NAMES,
+        out_help="folder for the checkpoint (default: outputs/ at the top of the lab's folder, or in the working "
+        "folder outside a clone). A file there from the same settings and data is replaced; any other file is kept "
+        "under a timestamped name. The folder is checked before training; if saving still fails, the model is "
+        "saved under ~/.cache/labkit/rescued and the path printed",
     )
     train.add_argument("--device", default="auto", help="cuda, mps, cpu or auto (default: auto)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="accuracy of a saved model on the test split",
         description="Accuracy of a saved model on the test split of its data (or --data).",
     )
-    evaluate.add_argument("checkpoint", help="a .pth file saved by labkit (or a bare state dict of the seed ViT)")
+    evaluate.add_argument("checkpoint", help="a .pth file saved by labkit (or a bare state dict of the reference ViT)")
     add_data_arguments(evaluate, default=None)
     evaluate.set_defaults(command=cmd_evaluate)
 
@@ -68,11 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
         "touched) and write one self-contained HTML report, with the checkpoint beside it.",
     )
     report.add_argument("--data", default=BUILTIN, metavar="SOURCE", help=f"as for train (default: {BUILTIN})")
-    report.add_argument("--student-id", default="student_id", help="names the report and checkpoint")
-    report.add_argument("--preset", default="fast", choices=VIT_PRESET_NAMES, help="a ViT preset (default: fast)")
-    report.add_argument("--epochs", type=int, help="override the preset's number of epochs")
-    add_augment_argument(report)
-    report.add_argument("--out", default=".", help="folder for the report and checkpoint (default: here)")
+    add_run_arguments(
+        report, VIT_PRESET_NAMES, out_help="folder for the report and checkpoint (default: here)", out_default="."
+    )
     report.set_defaults(command=cmd_report)
 
     grade = sub.add_parser(
@@ -83,9 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     grade.add_argument("paths", nargs="+", metavar="CHECKPOINT_OR_FOLDER", help=".pth files, or folders of them")
     grade.add_argument("--data", metavar="SOURCE", help="the data to score on (default: each checkpoint's own)")
-    grade.add_argument("--baseline", type=parse_baseline, default=BASELINE, metavar="MARK",
-                       help=f"pass mark on test accuracy: a percentage (60) or a fraction (0.6); "
-                       f"default: {BASELINE * 100:g}")  # fmt: skip
+    grade.add_argument(
+        "--baseline",
+        type=parse_baseline,
+        default=BASELINE,
+        metavar="MARK",
+        help=f"pass mark on test accuracy: a percentage (60) or a fraction (0.6); default: {BASELINE * 100:g}",
+    )
     grade.add_argument("--csv", metavar="FILE", help="also write the table as CSV, for a gradebook")
     grade.set_defaults(command=cmd_grade)
 
@@ -95,8 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="The torchinfo table of a preset, with the lab's columns and depth.",
     )
     summary.add_argument("--preset", default="fast", choices=PRESET_NAMES, help="(default: fast)")
-    summary.add_argument("--num-classes", type=int, default=None, metavar="K",
-                         help="number of classes of the head (default: the preset's)")  # fmt: skip
+    summary.add_argument(
+        "--num-classes",
+        type=int,
+        default=None,
+        metavar="K",
+        help="number of classes of the head (default: the preset's)",
+    )
     summary.set_defaults(command=cmd_summary)
     return parser
 
@@ -115,7 +122,12 @@ def add_data_arguments(parser: argparse.ArgumentParser, default: str | None = BU
     parser.add_argument("--per-class", type=int, metavar="N", help="keep the first N images of each class")
 
 
-def add_augment_argument(parser: argparse.ArgumentParser) -> None:
+def add_run_arguments(
+    parser: argparse.ArgumentParser, presets: tuple[str, ...], out_help: str, out_default: str | None = None
+) -> None:
+    """The settings of a run (settings.RunConfig) besides its data: preset, epochs, augmentation, seed, id, folder."""
+    parser.add_argument("--preset", default="fast", choices=presets, help="model + recipe (default: fast)")
+    parser.add_argument("--epochs", type=int, help="override the preset's number of epochs")
     parser.add_argument(
         "--augment",
         choices=AUGMENTATIONS,
@@ -123,6 +135,9 @@ def add_augment_argument(parser: argparse.ArgumentParser) -> None:
         "or shift+flip (adds mirror images: only where a mirrored image keeps its class, as clothes or textures "
         "do and digits or letters do not)",
     )
+    parser.add_argument("--seed", type=int, default=0, help="training seed, 0 to 2**32 - 1 (default: 0)")
+    parser.add_argument("--student-id", default="student_id", help="names the files (default: student_id)")
+    parser.add_argument("--out", default=out_default, help=out_help)
 
 
 def parse_classes(text: str) -> tuple[int, ...]:
@@ -149,22 +164,26 @@ def data_options(args: argparse.Namespace) -> dict:
     return {"classes": args.classes, "per_class": args.per_class}
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from labkit.run import data_for, train_run
-
-    data = data_for(args.preset, args.data, **data_options(args))
-    print(f"Data: {data.description}: {len(data.train)} train / {len(data.test)} test, {len(data.classes)} classes")
-    train_run(
-        data,
-        args.preset,
+def run_config(args: argparse.Namespace) -> RunConfig:
+    """The run's settings from the command line, checked before torch loads."""
+    return RunConfig(
+        student_id=args.student_id,
+        data=args.data,
+        preset=args.preset,
         epochs=args.epochs,
         augment=args.augment,
         seed=args.seed,
-        student_id=args.student_id,
-        out_dir=args.out,
-        device=args.device,
-        progress=not args.no_progress,
+        outputs=args.out,
     )
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    settings = run_config(args)
+    from labkit.run import data_for, train_run
+
+    data = data_for(settings, **data_options(args))
+    print(f"Data: {data.description}: {len(data.train)} train / {len(data.test)} test, {len(data.classes)} classes")
+    train_run(data, settings, device=args.device, progress=not args.no_progress)
     return 0
 
 
@@ -174,7 +193,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     result = evaluate_checkpoint(args.checkpoint, args.data, **data_options(args))
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    stored = "n/a" if result.stored_accuracy is None else f"{result.stored_accuracy * 100:.2f}%"
+    from labkit.grading import fraction
+
+    stored = fraction(result.stored_accuracy)
+    stored = "n/a" if stored is None else f"{stored * 100:.2f}%"
     print(
         f"{args.checkpoint}: test accuracy {result.accuracy * 100:.2f}% on {result.test_size} images (stored: {stored})"
     )
@@ -182,21 +204,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    settings = run_config(args)
     from labkit.report import make_report
 
-    make_report(args.data, args.student_id, args.preset, args.epochs, args.out, augment=args.augment)
+    make_report(settings)
     return 0
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
-    from labkit.grading import check_csv_target, grade, table, write_csv
+    from labkit.grading import check_csv_target, grade_one, progress_line, submissions, table, write_csv
 
     baseline = args.baseline
     if args.csv:
         check_csv_target(args.csv)
-    grades = grade(args.paths, args.data, baseline)
-    if not grades:
+    files = submissions(args.paths)
+    if not files:
         raise LabError(f"no .pth files found in {', '.join(args.paths)}; give checkpoint files or folders of them")
+    grades = []
+    for i, path in enumerate(files, 1):
+        grades.append(grade_one(path, args.data, baseline))
+        print(progress_line(i, len(files), grades[-1]), file=sys.stderr, flush=True)
     print(table(grades, baseline))
     if args.csv:
         write_csv(grades, args.csv)

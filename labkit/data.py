@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from labkit import safe_text
 from labkit.errors import LabError
 from labkit.lab import AUGMENTATIONS, BUILTIN
 from labkit.sources import load_source
@@ -64,12 +65,18 @@ class LabData:
         """Where the images came from, the split and the images per class, as the data notebook shows them."""
         k, n_train, n_test = len(self.classes), len(self.train), len(self.test)
         train, test = (torch.bincount(s.y, minlength=k).tolist() for s in (self.train, self.test))
-        rows = [f"| {i} | {c} | {a} | {b} |" for i, (c, a, b) in enumerate(zip(self.classes, train, test, strict=True))]
+        names = [safe_text.markdown(c) for c in self.classes]  # folder names are the student's: shown, never run
+        rows = [f"| {i} | {c} | {a} | {b} |" for i, (c, a, b) in enumerate(zip(names, train, test, strict=True))]
         return (
-            f"**Source:** {self.description}\n\n**{k} classes, {n_train + n_test} images → {n_train} train / {n_test} "
-            f"test** (stratified, split seed {self.config.split_seed}), each {tuple(self.train.x.shape[1:])} "
-            "(channels, height, width).\n\n| index | class | train | test |\n|---|---|---|---|\n" + "\n".join(rows)
+            f"**Source:** {safe_text.markdown(self.description)}\n\n"
+            f"**{k} classes, {n_train + n_test} images → {n_train} train / {n_test} test** (stratified, split seed "
+            f"{self.config.split_seed}), each {tuple(self.train.x.shape[1:])} (channels, height, width).\n\n"
+            "| index | class | train | test |\n|---|---|---|---|\n" + "\n".join(rows)
         )
+
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 images (..., C, H, W) as the model sees them: in [0, 1], then standardised by the training pixels."""
+        return normalise(images, self.mean, self.std)
 
     def split(self, part: str) -> Split:
         split = {"train": self.train, "val": self.val, "test": self.test}[part]
@@ -77,13 +84,14 @@ class LabData:
             raise LabError("no validation split: set val_fraction above 0 in the data config")
         return split
 
-    def batches(self, part: str, batch_size: int = 64, augment: str = "none", seed: int = 0,
-                device: torch.device | str = "cpu") -> Batches:  # fmt: skip
+    def batches(
+        self, part: str, batch_size: int = 64, augment: str = "none", seed: int = 0, device: torch.device | str = "cpu"
+    ) -> Batches:
         """Batches of normalised float images and labels; only the training part is shuffled (by ``seed``) and
         augmented."""
         train = part == "train"
-        return Batches(self.split(part), self.mean, self.std, batch_size, train, augment if train else "none", seed,
-                       device)  # fmt: skip
+        split, augment = self.split(part), augment if train else "none"
+        return Batches(split, self.mean, self.std, batch_size, train, augment, seed, device)
 
 
 class Batches:
@@ -94,8 +102,17 @@ class Batches:
     new epoch: a new shuffle and new shifts from the same generator, as a DataLoader with a seeded generator does.
     """
 
-    def __init__(self, split: Split, mean: float, std: float, batch_size: int, shuffle: bool, augment: str,
-                 seed: int, device: torch.device | str) -> None:  # fmt: skip
+    def __init__(
+        self,
+        split: Split,
+        mean: float,
+        std: float,
+        batch_size: int,
+        shuffle: bool,
+        augment: str,
+        seed: int,
+        device: torch.device | str,
+    ) -> None:
         if augment not in AUGMENTATIONS:
             raise LabError(f"unknown augmentation {augment!r}; choose one of {', '.join(AUGMENTATIONS)}")
         self.x, self.y = split.x.to(device), split.y.to(device)
@@ -111,10 +128,10 @@ class Batches:
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
         for start in range(0, n, self.batch_size):
             idx = order[start : start + self.batch_size].to(self.x.device)
-            x = self.x[idx].float() / 255.0
+            x = self.x[idx]
             if self.augment != "none":
                 x = augment_batch(x, self.augment, self.generator)
-            yield (x - self.mean) / self.std, self.y[idx]
+            yield normalise(x, self.mean, self.std), self.y[idx]
 
 
 def max_shift(size: int) -> int:
@@ -123,8 +140,13 @@ def max_shift(size: int) -> int:
     return max(1, round(size / 14))
 
 
+def normalise(images: torch.Tensor, mean: float, std: float) -> torch.Tensor:
+    """uint8 images in [0, 1], standardised by the training pixels' ``mean`` and ``std`` (in [0, 1] units)."""
+    return (images.float() / 255.0 - mean) / std
+
+
 def augment_batch(x: torch.Tensor, augment: str, generator: torch.Generator) -> torch.Tensor:
-    """Each image of a (b, c, h, w) batch in [0, 1] shifted by its own random offset (zero-filled: the background
+    """Each image of a (b, c, h, w) uint8 batch shifted by its own random offset (zero-filled: the background
     before normalisation), and with "shift+flip" mirrored left-right with probability 1/2. torchvision's v2
     transforms would apply one offset to a whole batch, so the per-image offsets are drawn here and applied as one
     gather."""

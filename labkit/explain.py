@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from labkit.metrics import evaluate
-from labkit.vit import Attention, PreNorm, ShiftedPatches, Transformer, ViT, ViTConfig, patch_embedding
+from labkit.small_data import ShiftedPatches
+from labkit.vit import Attention, PreNorm, Transformer, ViT, ViTConfig, patch_embedding
 
 
 def position_similarity(model: ViT, subtract: ViT | None = None) -> torch.Tensor:
@@ -127,8 +128,10 @@ def position_ablation(model: ViT, data, seed: int = 0) -> dict[str, float]:
 def position_summary(sims: dict[str, torch.Tensor], change: float) -> str:
     """Question 6's reading of the similarity maps: neighbours against distant positions, the spread of the
     similarities between different positions, and whether a 2-D layout was learned."""
-    rows = ["| position embeddings | neighbours (mean) | ≥ 2 apart (mean) | different positions: range |",
-            "|---|---:|---:|---:|"]  # fmt: skip
+    rows = [
+        "| position embeddings | neighbours (mean) | ≥ 2 apart (mean) | different positions: range |",
+        "|---|---:|---:|---:|",
+    ]
     for name, sim in sims.items():
         near, far = locality(sim)
         g = sim.shape[0]
@@ -170,9 +173,15 @@ def equation_shapes(model: ViT, images: torch.Tensor) -> str:
     tokens = model.to_patch_embedding(images)
     z0 = model.embed(images)
     zl = model.forward_features(images)
-    steps = [("images", images), ("patches x_p", patches), ("x_p E", tokens), ("z_0 ([CLS] + E_pos)", z0),
-             ("z_L (after all blocks)", zl), ("z_L^0 ([CLS])", zl[:, 0]),
-             ("y (class scores)", model.forward_head(zl))]  # fmt: skip
+    steps = [
+        ("images", images),
+        ("patches x_p", patches),
+        ("x_p E", tokens),
+        ("z_0 ([CLS] + E_pos)", z0),
+        ("z_L (after all blocks)", zl),
+        ("z_L^0 ([CLS])", zl[:, 0]),
+        ("y (class scores)", model.forward_head(zl)),
+    ]
     return "\n".join(f"{name:>24}: {tuple(t.shape)}" for name, t in steps)
 
 
@@ -181,7 +190,7 @@ def patch_embedding_is_a_convolution(config: ViTConfig, images: torch.Tensor) ->
     """The paper's plain patch embedding equals a Conv2d with kernel = stride = patch size carrying the same
     weights (checked on an untrained model: the identity holds for any weights)."""
     p = config.patch_size
-    plain = ViT(replace(config, shifted_patches=False, conv_stem=0))
+    plain = ViT(replace(config, shifted_patches=False, conv_stem=0, locality_attention=False))
     linear = plain.to_patch_embedding[1]
     conv = torch.nn.Conv2d(config.channels, config.dim, kernel_size=p, stride=p)
     conv.weight.copy_(rearrange(linear.weight, "d (p1 p2 c) -> d c p1 p2", p1=p, p2=p))

@@ -13,8 +13,14 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"  # the four lab no
 NOTEBOOK_GLOB = "[0-9]*.ipynb"  # 01_data ... 04_qa, in the order a student runs them
 BADGE_TAG, BOOTSTRAP_TAG, PARAMETERS_TAG = "colab-badge", "bootstrap", "parameters"
 BUILTIN = "builtin"  # the SOURCE of the data that ships with labkit
-PRESET_NAMES = ("fast", "seed", "cnn", "hybrid")  # presets.PRESETS, in this order (checked there)
-VIT_PRESET_NAMES = ("fast", "seed", "hybrid")  # the presets whose model is a ViT: the notebooks' questions need one
+PRESET_NAMES = ("fast", "reference", "cnn", "hybrid")  # presets.PRESETS, in this order (checked there)
+VIT_PRESET_NAMES = (
+    "fast",
+    "reference",
+    "hybrid",
+)  # the presets whose model is a ViT: the notebooks' questions need one
+RENAMED_PRESETS = {"seed": "reference"}  # earlier names, as older checkpoints store them
+MODEL_KINDS = ("vit", "cnn")  # models.MODEL_KINDS (checked there): a checkpoint is named <student_id>_<kind>.pth
 # "shift": small random translations, label-preserving for any lab data. "shift+flip" adds left-right mirror images:
 # for data whose classes survive a mirror (clothes, textures), never for digits or letters (a mirrored 2 is no 2).
 AUGMENTATIONS = ("none", "shift", "shift+flip")

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from labkit import safe_text
+
 EVAL_BATCH = 128  # the fastest of 64-540 for every preset on 2 CPU cores (conv layers slow down beyond it)
 
 
@@ -46,8 +48,9 @@ def confusion_matrix(pred: torch.Tensor, labels: torch.Tensor, num_classes: int)
 
 
 def confusion_summary(matrix: torch.Tensor, classes: list[str]) -> str:
-    """One sentence under the confusion matrix: the weakest classes and the most frequent confusions, read from it
-    (every class or pair that ties for the place is named)."""
+    """One Markdown sentence under the confusion matrix: the weakest classes and the most frequent confusions, read
+    from it (every class or pair that ties for the place is named)."""
+    classes = [safe_text.markdown(c) for c in classes]
     per_class = matrix.diagonal() / matrix.sum(1).clamp(min=1)
     off = matrix.clone().fill_diagonal_(0)
     if off.sum() == 0:

@@ -19,8 +19,7 @@ if TYPE_CHECKING:
 
 def sample_grid(x: torch.Tensor, y: torch.Tensor, classes: list[str], per_class: int = 8) -> Figure:
     """The first ``per_class`` images of each class, one row per class."""
-    fig, axes = plt.subplots(len(classes), per_class, figsize=(per_class * 0.9, len(classes) * 0.95),
-                             squeeze=False)  # fmt: skip
+    fig, axes = plt.subplots(len(classes), per_class, figsize=(per_class * 0.9, len(classes) * 0.95), squeeze=False)
     for row, name in enumerate(classes):
         idx = (y == row).nonzero().flatten()[:per_class]
         for col in range(per_class):
@@ -51,9 +50,16 @@ def patch_grid(image: torch.Tensor, patch_size: int, shifted: torch.Tensor | Non
         ax.axvline(k * patch_size - 0.5, color="tab:red", lw=0.8)
     for r in range(g):
         for c in range(g):
-            ax.text((c + 0.5) * patch_size - 0.5, (r + 0.5) * patch_size - 0.5, str(r * g + c + 1), color="yellow",
-                    ha="center", va="center", fontsize=7 if g > 5 else 10,
-                    bbox={"boxstyle": "round,pad=0.1", "fc": "black", "alpha": 0.5, "lw": 0})  # fmt: skip
+            ax.text(
+                (c + 0.5) * patch_size - 0.5,
+                (r + 0.5) * patch_size - 0.5,
+                str(r * g + c + 1),
+                color="yellow",
+                ha="center",
+                va="center",
+                fontsize=7 if g > 5 else 10,
+                bbox={"boxstyle": "round,pad=0.1", "fc": "black", "alpha": 0.5, "lw": 0},
+            )
     ax.set_title(f"{img.shape[-2]}×{img.shape[-1]} image, {g}×{g} patches of {patch_size}×{patch_size} px")
     ax.set_xlabel("column (pixels)")
     ax.set_ylabel("row (pixels)")
@@ -70,8 +76,12 @@ def patch_grid(image: torch.Tensor, patch_size: int, shifted: torch.Tensor | Non
     for r in range(g):
         for c in range(g):
             a = cells[r + 1, c]
-            a.imshow(img[r * patch_size : (r + 1) * patch_size, c * patch_size : (c + 1) * patch_size],
-                     cmap="gray", vmin=lo, vmax=hi)  # fmt: skip
+            a.imshow(
+                img[r * patch_size : (r + 1) * patch_size, c * patch_size : (c + 1) * patch_size],
+                cmap="gray",
+                vmin=lo,
+                vmax=hi,
+            )
             a.set_title(str(r * g + c + 1), fontsize=6, pad=1)
     right.suptitle("the token sequence: 0 is [CLS] (learned), then the patches row by row", fontsize=9)
     if bottom is not None:
@@ -83,8 +93,11 @@ def patch_grid(image: torch.Tensor, patch_size: int, shifted: torch.Tensor | Non
             a.set_xticks([])
             a.set_yticks([])
         k = shifted.shape[0]
-        bottom.suptitle(f"SPT: each patch vector holds that patch of all {k} ({k} × {patch_size}·{patch_size} = "
-                        f"{k * patch_size**2} values)", fontsize=10)  # fmt: skip
+        bottom.suptitle(
+            f"SPT: each patch vector holds that patch of all {k} ({k} × {patch_size}·{patch_size} = "
+            f"{k * patch_size**2} values)",
+            fontsize=10,
+        )
     fig.suptitle(title or "Patchify: pixel (r, c) goes to patch (r // p, c // p)")
     return fig
 
@@ -116,8 +129,9 @@ def confusion(matrix: torch.Tensor, classes: list[str]) -> Figure:
     """The confusion matrix (rows: true class) beside per-class accuracy, its axis zoomed to the values."""
     m = matrix.numpy()
     per_class = m.diagonal() / np.maximum(m.sum(1), 1) * 100
-    fig, (ax, bars) = plt.subplots(1, 2, figsize=(11, 4.6), gridspec_kw={"width_ratios": [1.2, 1]},
-                                   layout="constrained")  # fmt: skip
+    fig, (ax, bars) = plt.subplots(
+        1, 2, figsize=(11, 4.6), gridspec_kw={"width_ratios": [1.2, 1]}, layout="constrained"
+    )
     image = ax.imshow(m, cmap="Blues")
     for i in range(len(classes)):
         for j in range(len(classes)):

@@ -1,8 +1,8 @@
 """Named presets: a model config plus the recipe that trains it. Nothing else lives here.
 
-``fast`` is the default everywhere; ``seed`` is the lab's reference model and recipe, kept expressible for
-comparison; ``cnn`` is the baseline for the ViT-versus-CNN question; ``hybrid`` is the paper's hybrid (§3.1), a ViT
-whose patch embedding is a small convolutional stem.
+``fast`` is the default everywhere; ``reference`` is the lab's reference model and recipe, kept for comparison;
+``cnn`` is the baseline for the ViT-versus-CNN question; ``hybrid`` is the paper's hybrid (§3.1), a ViT whose patch
+embedding is a small convolutional stem.
 """
 
 from __future__ import annotations
@@ -63,8 +63,9 @@ PRESETS = {
             about="small ViT (patch 4, dim 64, depth 4, MLP 128, SPT), 75 epochs of AdamW, cosine, smoothing, shifts",
         ),
         Preset(
-            "seed",
-            ViTConfig(),  # the ViT's defaults are the lab's reference model
+            "reference",
+            # The lab's reference model, as its torchinfo table has it: 5,436,678 parameters for 6 classes.
+            ViTConfig(patch_size=4, dim=192, depth=10, heads=8, dim_head=64, mlp_dim=384, emb_dropout=0.1),
             TrainConfig(
                 epochs=20,
                 optimizer="adam",

@@ -8,11 +8,11 @@ run with the notebook, the cell and its error, and leaves no half-written report
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
@@ -20,9 +20,10 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from labkit.checkpoint import check_writable, checkpoint_name, readable_as_new_file
 from labkit.errors import LabError
-from labkit.lab import BADGE_TAG, BOOTSTRAP_TAG, BUILTIN, NOTEBOOKS, PARAMETERS_TAG, lab_notebooks
+from labkit.lab import BADGE_TAG, BOOTSTRAP_TAG, NOTEBOOKS, PARAMETERS_TAG, lab_notebooks
+from labkit.safe_write import check_writable, shown, write_whole
+from labkit.settings import RunConfig, checkpoint_name
 from labkit.sources import parse_source
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -66,13 +67,15 @@ def execute(nb: nbformat.NotebookNode, name: str, cwd: Path, out: TextIO) -> Non
     def progress(cell, cell_index, **_):
         print(f"\r{name}: cell {code.index(cell_index) + 1}/{len(code)}", end="", file=out, flush=True)
 
-    client = NotebookClient(nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(cwd)}},
-                            on_cell_execute=progress)  # fmt: skip
+    client = NotebookClient(
+        nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}, on_cell_execute=progress
+    )
     try:
         client.execute(stderr=subprocess.DEVNULL)  # the kernel's own log (a TCP warning): the student sees progress
     except CellExecutionError as err:
-        failed = next((i for i in code if any(o.get("output_type") == "error" for o in nb.cells[i].get("outputs", []))),
-                      None)  # fmt: skip
+        failed = next(
+            (i for i in code if any(o.get("output_type") == "error" for o in nb.cells[i].get("outputs", []))), None
+        )
         where = f"cell {code.index(failed) + 1}" if failed is not None else "a cell"
         detail = f"{err.ename}: {err.evalue}" if getattr(err, "ename", None) else str(err).strip().splitlines()[-1]
         print(file=out)
@@ -87,39 +90,39 @@ def to_html(notebooks: list[nbformat.NotebookNode], title: str) -> str:
     merged.metadata["title"] = title
     for nb in notebooks:
         merged.cells += [c for c in nb.cells if not {BADGE_TAG, BOOTSTRAP_TAG} & set(c.metadata.get("tags", []))]
-    exporter = HTMLExporter(template_name="lab", template_file="offline.html.j2", embed_images=True,
-                            extra_template_paths=[str(TEMPLATES)])  # fmt: skip
+    # sanitize_html: whatever HTML still reached a Markdown cell or an output is cleaned of scripts and handlers.
+    exporter = HTMLExporter(
+        sanitize_html=True,
+        template_name="lab",
+        template_file="offline.html.j2",
+        embed_images=True,
+        extra_template_paths=[str(TEMPLATES)],
+    )
     html, _ = exporter.from_notebook_node(merged)
     return html.replace("⌚", WATCH)
 
 
-def make_report(data: str = BUILTIN, student_id: str = "student_id", preset: str = "fast", epochs: int | None = None,
-                out_dir: str | Path = ".", out: TextIO | None = None, augment: str | None = None) -> Path:  # fmt: skip
-    """Run the lab's notebooks with these settings; write ``<student_id>_lab8_report.html`` and the checkpoint.
+def make_report(settings: RunConfig, out: TextIO | None = None) -> Path:
+    """Run the lab's notebooks with these settings; write ``<student_id>_lab8_report.html`` and the checkpoint into
+    ``settings.out_dir``.
 
-    The notebooks save the checkpoint straight into ``out_dir`` (their ``OUTPUTS``), so the report's training log
-    names the file that is handed in."""
+    The notebooks save the checkpoint straight there (their ``OUTPUTS``), so the report's training log names the
+    file that is handed in. Paths are made absolute first: the notebooks run in a scratch folder."""
     out = out or sys.stdout
-    out_dir = Path(out_dir).resolve()
-    ckpt = out_dir / checkpoint_name(student_id)
-    check_writable(ckpt)
-    settings = {"STUDENT_ID": student_id, "DATA": str(parse_source(data).absolute()), "PRESET": preset,
-                "EPOCHS": epochs, "AUGMENT": augment, "OUTPUTS": str(out_dir)}  # fmt: skip
+    out_dir = settings.out_dir.resolve()
+    ckpt = check_writable(out_dir / checkpoint_name(settings.student_id))
+    report = check_writable(out_dir / f"{settings.student_id}_lab8_report.html")
+    absolute = replace(settings, data=str(parse_source(settings.data).absolute()), outputs=str(out_dir))
     paths = lab_notebooks()
     if not paths:
         raise LabError(f"no notebooks in {NOTEBOOKS}; run the report from a clone of the lab")
     with tempfile.TemporaryDirectory(prefix="labkit-report-") as scratch:
         executed = []
         for path in paths:
-            nb = prepare(path, settings)
+            nb = prepare(path, absolute.cell_values())
             execute(nb, path.name, Path(scratch), out)
             executed.append(nb)
-    html = to_html(executed, f"Lab 8 report: {student_id}")
-    report = out_dir / f"{student_id}_lab8_report.html"
-    fd, tmp = tempfile.mkstemp(prefix=f".{report.name}.", dir=out_dir)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(html)
-    readable_as_new_file(tmp)
-    os.replace(tmp, report)
-    print(f"✓ Report written to {report} (checkpoint: {ckpt})", file=out)
+    html = to_html(executed, f"Lab 8 report: {settings.student_id}")
+    write_whole(report, lambda f: f.write(html.encode("utf-8")), replaceable=lambda _: True, out=out)
+    print(f"✓ Report written to {shown(report)} (checkpoint: {shown(ckpt)})", file=out)
     return report

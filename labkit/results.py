@@ -1,22 +1,25 @@
 """Result tables that ship with labkit, so the QA notebook can quote measured figures without re-running them.
 
-``sweep.csv`` / ``sweep_hard.csv``: the hyperparameter sweep on validation splits (``python -m labkit.sweep``).
+``sweep.csv`` / ``sweep_hard.csv``: the hyperparameter sweep on validation splits (``benchmarks/sweep.py``).
 ``benchmark.csv``: mean and spread over seeds of each benchmark row on the test split (``benchmarks/run.py``).
 ``candidates.csv``: the default's last candidates, several seeds each on validation data of both sets
-(``benchmarks/candidates.py``).
+(``benchmarks/candidates.py``, which also holds the rule that chose among them).
 """
 
 from __future__ import annotations
 
 import csv
-import math
 from importlib import resources
 from importlib.abc import Traversable
 
 BENCHMARK = "benchmark.csv"
 CANDIDATES = "candidates.csv"
-LARGE = "hard_large"  # candidates.csv's clothes split of 6,000 held-out images (benchmarks/candidates.py)
-JUDGED = ("builtin", LARGE)  # a candidate's score is the worse of its means on these two splits
+# candidates.csv's validation splits, by the prefix of their columns
+CANDIDATE_SPLITS = {
+    "builtin": "digits, small split",
+    "hard": "clothes, small split",
+    "hard_large": "clothes, 6,000 held out",
+}
 
 
 def shipped(name: str) -> Traversable:
@@ -37,18 +40,22 @@ def benchmark(set_name: str, rows: list[str]) -> list[dict]:
         raise KeyError(f"benchmark.csv has no rows {missing} for {set_name!r}; rerun benchmarks/run.py")
     numbers = ("params", "seeds", "epochs")
     return [
-        {k: int(v) if k in numbers else float(v) if k in ("mean_accuracy", "std_accuracy", "seconds") else v
-         for k, v in table[row].items()}
+        {
+            k: int(v) if k in numbers else float(v) if k in ("mean_accuracy", "std_accuracy", "seconds") else v
+            for k, v in table[row].items()
+        }
         for row in rows
-    ]  # fmt: skip
+    ]
 
 
 def comparison(rows: list[str], sets: tuple[str, ...] = ("built-in", "hard")) -> str:
     """Benchmark rows side by side for the data sets, as markdown: test accuracy, mean ± std over the seeds."""
     found = {s: benchmark(s, rows) for s in sets}
     names = {"built-in": "digits (built-in)", "hard": "clothes (Fashion-MNIST 0–5)"}
-    lines = ["| benchmark row | " + " | ".join(names.get(s, s) for s in sets) + " | epochs | seconds |",
-             "|---|" + "---:|" * (len(sets) + 2)]  # fmt: skip
+    lines = [
+        "| benchmark row | " + " | ".join(names.get(s, s) for s in sets) + " | epochs | seconds |",
+        "|---|" + "---:|" * (len(sets) + 2),
+    ]
     for i, row in enumerate(rows):
         cells = [f"{found[s][i]['mean_accuracy']:.1%} ± {found[s][i]['std_accuracy']:.1%}" for s in sets]
         first = found[sets[0]][i]
@@ -67,34 +74,16 @@ def spread(sets: tuple[str, ...] = ("built-in", "hard")) -> tuple[float, float]:
 def candidates() -> str:
     """The default's last candidates as markdown, best first: validation accuracy (mean ± std over the seeds) on the
     small splits of both sets and on clothes' 6,000 held-out images, and the worse of the digits and the large-split
-    means, by which they are judged; then whether the default's place is a clear lead or within noise."""
+    means, by which they were ranked."""
     rows = sorted(read(CANDIDATES), key=lambda r: -float(r["worse_mean"]))
-    columns = {"builtin": "digits, small split", "hard": "clothes, small split", LARGE: "clothes, 6,000 held out"}
-    seeds = {s: min(int(r[f"{s}_seeds"]) for r in rows) for s in columns}
-    lines = ["| candidate | params | " + " | ".join(f"{name} ({seeds[s]} seeds)" for s, name in columns.items())
-             + " | worse of digits and 6,000 |", "|---|" + "---:|" * (len(columns) + 2)]  # fmt: skip
+    seeds = {s: min(int(r[f"{s}_seeds"]) for r in rows) for s in CANDIDATE_SPLITS}
+    head = " | ".join(f"{name} ({seeds[s]} seeds)" for s, name in CANDIDATE_SPLITS.items())
+    lines = [
+        f"| candidate | params | {head} | worse of digits and 6,000 |",
+        "|---|" + "---:|" * (len(CANDIDATE_SPLITS) + 2),
+    ]
     for r in rows:
-        cells = [f"{float(r[f'{s}_mean']):.1%} ± {float(r[f'{s}_std']):.1%}" for s in columns]
+        cells = [f"{float(r[f'{s}_mean']):.1%} ± {float(r[f'{s}_std']):.1%}" for s in CANDIDATE_SPLITS]
         name = f"**{r['candidate']} (default)**" if r["default"] == "True" else r["candidate"]
         lines.append(f"| {name} | {int(r['params']):,} | " + " | ".join(cells) + f" | {float(r['worse_mean']):.1%} |")
-    default = next(r for r in rows if r["default"] == "True")
-    rival = rows[1] if rows[0] is default else rows[0]
-    lead = float(default["worse_mean"]) - float(rival["worse_mean"])
-    errors = lead / math.hypot(standard_error(default), standard_error(rival))
-    who = (f"The default leads the next, {rival['candidate']}," if lead >= 0
-           else f"{rival['candidate']} leads the default")  # fmt: skip
-    if abs(errors) < 2:
-        verdict = "within noise, a tie" + ("" if lead >= 0 else ", and the default changes only on a clear lead")
-    else:
-        verdict = "a clear lead" if lead >= 0 else "more than noise: the default should change"
-    return (
-        "\n".join(lines)
-        + f"\n\n{who} by {abs(lead) * 100:.2f} points ({abs(errors):.1f} standard errors of the difference): {verdict}."
-    )
-
-
-def standard_error(row: dict) -> float:
-    """The standard error of a candidate's worse-of mean: its std over the seeds of the set that gave it, over
-    the square root of their number."""
-    worse = min(JUDGED, key=lambda s: float(row[f"{s}_mean"]))
-    return float(row[f"{worse}_std"]) / math.sqrt(int(row[f"{worse}_seeds"]))
+    return "\n".join(lines)

@@ -12,24 +12,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+import torch
 from torch import nn
 
 from labkit.checkpoint import (
-    check_writable,
-    checkpoint_name,
+    Training,
     load_checkpoint,
     make_checkpoint,
     model_from_checkpoint,
-    rescue_folder,
     run_fingerprint,
     save_checkpoint,
 )
 from labkit.data import DataConfig, LabData, load_data
 from labkit.errors import LabError
-from labkit.lab import outputs_dir
-from labkit.models import build_model, fit_to_data
+from labkit.models import build_model, fit_to_data, model_kind
 from labkit.presets import Preset, get_preset
-from labkit.train import History, fit, pick_device
+from labkit.safe_write import check_writable, rescue_folder, shown
+from labkit.settings import RunConfig, checkpoint_name
+from labkit.train import History, fit, pick_device, seed_everything
 
 
 @dataclass
@@ -45,65 +45,78 @@ class Run:
         return self.checkpoint["metrics"]["test_accuracy"]
 
 
-def data_for(preset: str | Preset, source: str = "builtin", **data_options) -> LabData:
-    """The data at the preset's input size."""
-    preset = get_preset(preset) if isinstance(preset, str) else preset
-    return load_data(DataConfig(source=str(source), image_size=preset.model.image_size, **data_options))
+def begin(settings: RunConfig) -> Preset:
+    """A notebook's first step: seed everything from the settings, print what reproduces the run (seed, device,
+    torch) and what the preset is, and return the preset."""
+    seed_everything(settings.seed)
+    preset = get_preset(settings.preset)
+    print(f"seed {settings.seed} · device {pick_device()} · torch {torch.__version__}")
+    print(f"preset {preset.name!r}: {preset.about}")
+    return preset
+
+
+def data_for(settings: RunConfig, classes: tuple[int, ...] | None = None, per_class: int | None = None) -> LabData:
+    """The data the settings name, at their preset's input size (``classes`` and ``per_class`` select from it)."""
+    size = get_preset(settings.preset).model.image_size
+    return load_data(DataConfig(source=settings.data, image_size=size, classes=classes, per_class=per_class))
 
 
 def train_run(
     data: LabData,
-    preset: str = "fast",
-    epochs: int | None = None,
-    augment: str | None = None,
-    seed: int = 0,
-    student_id: str = "student_id",
-    out_dir: str | Path | None = None,
+    settings: RunConfig,
     device: str = "auto",
     reuse: bool = False,
-    filename: str | None = None,
     out: TextIO | None = None,
     progress: bool = True,
     log: bool = True,
 ) -> Run:
-    """Train ``preset`` on ``data`` and save ``<out_dir>/<student_id>_vit.pth``, printing the lab's log (``out_dir``
-    defaults to ``lab.outputs_dir()``).
+    """Train the settings' preset on ``data`` and save its checkpoint, ``<student_id>_vit.pth`` (``_cnn.pth`` for
+    the CNN) in ``settings.out_dir``, printing the lab's log (``log=False``: one summary line instead, for a second
+    model whose log is not the point).
 
-    ``epochs`` and ``augment`` override the preset's. ``log=False`` prints one summary line instead of the lab's
-    log, for a second model whose log is not the point. With ``reuse``, a checkpoint already at that path from the
-    same settings and data is loaded instead. ``filename`` replaces the lab's name (for a second model beside the
-    ViT, such as the CNN baseline). The output is checked before training; if saving still fails at the end, the
-    model is saved in ``rescue_folder()`` instead and that path is printed: a trained model is never thrown away.
+    With ``reuse``, a checkpoint already at that path from the same settings and data is loaded instead. The output
+    is checked before training; if saving still fails at the end, the model is saved in ``rescue_folder()`` instead
+    and that path is printed: a trained model is never thrown away. Ctrl-C stops with one line saying what was kept.
     """
     out = out or sys.stdout
-    p = get_preset(preset)
-    train_config = p.recipe(epochs, augment)
+    p = get_preset(settings.preset)
+    train_config = p.recipe(settings.epochs, settings.augment)
     model_config = fit_to_data(p.model, len(data.classes))
-    path = check_writable(Path(out_dir or outputs_dir()) / (filename or checkpoint_name(student_id)))
+    path = check_writable(settings.out_dir / checkpoint_name(settings.student_id, model_kind(model_config)))
     device = pick_device(device)
     if reuse and path.is_file():
         try:
             saved = load_checkpoint(path)
         except LabError:
             saved = None
-        if saved and saved["run_fingerprint"] == run_fingerprint(model_config, train_config, seed, data.fingerprint):
-            print(f"✓ Loaded {path}: trained earlier with the same settings and data", file=out)
+        if saved and saved["run_fingerprint"] == run_fingerprint(
+            model_config, train_config, settings.seed, data.fingerprint
+        ):
+            print(f"✓ Loaded {shown(path)}: trained earlier with the same settings and data", file=out)
             history = History(**saved["metrics"]["history"])
             return Run(model_from_checkpoint(saved), saved, path, history, trained=False)
-    model = build_model(model_config, seed)
-    history = fit(model, data, train_config, seed, device, out=out if log else io.StringIO(), progress=progress)
+    model = build_model(model_config, settings.seed)
+    try:
+        history = fit(
+            model, data, train_config, settings.seed, device, out=out if log else io.StringIO(), progress=progress
+        )
+    except KeyboardInterrupt:
+        raise LabError("training interrupted (Ctrl-C): nothing was saved") from None
     if not log:
-        print(f"✓ {p.name}: {train_config.epochs} epochs in {history.seconds:.0f} s, final test accuracy "
-              f"{history.final_accuracy:.2%}", file=out)  # fmt: skip
+        print(
+            f"✓ {p.name}: {train_config.epochs} epochs in {history.seconds:.0f} s, final test accuracy "
+            f"{history.final_accuracy:.2%}",
+            file=out,
+        )
     model.cpu().eval()
-    checkpoint = make_checkpoint(
-        model.state_dict(), model_config, preset=p.name, student_id=student_id, classes=data.classes,
-        train=train_config, seed=seed, data=data, history=history,
-    )  # fmt: skip
+    training = Training(train_config, settings.seed, data, history)
+    checkpoint = make_checkpoint(model.state_dict(), model_config, p.name, settings.student_id, data.classes, training)
     try:
         path = save_checkpoint(checkpoint, path, out=out)
     except (OSError, LabError) as err:
         rescued = rescue_folder() / f"{time.strftime('%Y%m%d-%H%M%S')}-{path.name}"
-        print(f"! could not save {path} ({err}); saving the trained model as {rescued} instead", file=out)
+        print(f"! could not save {shown(path)} ({err}); saving the trained model as {rescued} instead", file=out)
         path = save_checkpoint(checkpoint, rescued, out=out)
+    except KeyboardInterrupt:
+        raise LabError(f"interrupted (Ctrl-C) while saving: {shown(path)} was not written; train again") from None
     return Run(model, checkpoint, path, history, trained=True)

@@ -10,8 +10,11 @@ to know where the pixels came from.
 from __future__ import annotations
 
 import gzip
+import hashlib
+import math
 import os
 import shutil
+import stat
 import tempfile
 import zipfile
 from dataclasses import dataclass, replace
@@ -29,6 +32,13 @@ from labkit.lab import BUILTIN
 
 TORCHVISION_SETS = {"mnist": "MNIST", "fashionmnist": "FashionMNIST", "kmnist": "KMNIST"}
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
+IMAGE_FORMATS = ("PNG", "JPEG", "BMP")  # what PIL may decode: the formats the README promises, whatever a file's name
+MAX_UNZIPPED_BYTES = 4 << 30  # a zip source may unpack to at most 4 GiB ...
+MAX_UNZIP_RATIO = (
+    100  # ... and, past 100 MB, to at most 100 times its own size (a few-MB zip unpacking to GBs is a bomb)
+)
+MAX_NPZ_BYTES = 4 << 30  # the arrays an .npz may hold
+UNZIPPED_MARKER = ".labkit-unzipped"  # in a folder labkit unpacked: which zip content it holds
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
@@ -104,12 +114,15 @@ def load_source(
                 f"data source {text!r} not found: give an existing folder of class subfolders, an .npz file, "
                 f"'{BUILTIN}', or one of {', '.join(TORCHVISION_SETS)}"
             )
+        if not path.is_dir() and not path.is_file():
+            raise LabError(f"data source {text!r} is {file_kind(path)}; give a folder, a .zip or an .npz file")
         if path.is_dir():
             images = _image_folder(path, image_size)
         elif path.suffix == ".npz":
             images = _npz(path)
         elif path.suffix == ".zip":
-            images = _image_folder(_unzipped(path), image_size)
+            folder, how = _unzipped(path)
+            images = _image_folder(folder, image_size, origin=f"zip {path} ({how} {folder})")
         else:
             raise LabError(
                 f"data source {text!r} is a file but not an .npz or a .zip; give one of those or a folder of class "
@@ -157,17 +170,40 @@ def _select(images: ImageSet, classes: list[int] | None, per_class: int | None) 
     )
 
 
+def file_kind(path: Path) -> str:
+    """What is at ``path``, in words, for a message about something that is not a regular file or folder."""
+    if not os.path.lexists(path):
+        return "not found"
+    if path.is_symlink() and not path.exists():
+        return "a broken link"
+    mode = path.stat().st_mode
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
+             (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"))  # fmt: skip
+    return next((f"{kind}, not a file" for test, kind in kinds if test(mode)), "not a regular file")
+
+
 def _read_image(path: str) -> Image.Image:
-    """PIL loader that keeps 16-bit images' contrast: scale to 8 bits before making them grayscale."""
+    """PIL loader that keeps 16-bit images' contrast: scale to 8 bits before making them grayscale. Only the
+    README's formats are decoded, whatever the file's name says, and an image that declares more pixels than PIL's
+    decompression-bomb limit is refused before it is decoded."""
     try:
-        with Image.open(path) as img:
+        with Image.open(path, formats=IMAGE_FORMATS) as img:
             img.load()
             if img.mode in ("I", "I;16", "I;16B", "I;16L"):
                 arr = np.asarray(img, dtype=np.float64)
                 peak = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
                 return Image.fromarray(np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
             return img.convert("L")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+    except Image.DecompressionBombError:
+        raise LabError(
+            f"image {path} declares more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels, far more than a lab image; "
+            "shrink or remove it"
+        ) from None
+    except UnidentifiedImageError:
+        raise LabError(
+            f"cannot read image {path}: not a {', '.join(IMAGE_FORMATS)} image; convert it to PNG, or remove it"
+        ) from None
+    except (OSError, SyntaxError, ValueError) as err:
         raise LabError(f"cannot read image {path}: {err.__class__.__name__}; remove or replace the file") from None
 
 
@@ -201,7 +237,7 @@ def _files_under(folder: Path, seen: set[str], outside: set[str]) -> tuple[list[
     return files, repeats
 
 
-def _image_folder(root: Path, image_size: int) -> ImageSet:
+def _image_folder(root: Path, image_size: int, origin: str | None = None) -> ImageSet:
     """``root/<class>/<images>``: any size and mode; non-image files are skipped and counted; hidden names and
     __MACOSX are ignored; each real file is read once however many links lead to it."""
     subdirs = sorted(p for p in root.iterdir() if _visible(p.name) and p.is_dir())
@@ -227,24 +263,97 @@ def _image_folder(root: Path, image_size: int) -> ImageSet:
     y = torch.tensor([label for label, found in enumerate(images.values()) for _ in found])
     notes = [f"{skipped} non-image files skipped"] if skipped else []
     notes += [f"{repeats} repeated links skipped"] if repeats else []
-    description = f"image folder {root} ({len(y)} images{''.join(', ' + n for n in notes)})"
+    description = f"{origin or f'image folder {root}'} ({len(y)} images{''.join(', ' + n for n in notes)})"
     return ImageSet(x, y, list(images), description, skipped)
 
 
-def _unzipped(path: Path) -> Path:
-    """The folder of class folders inside a zip (as a student uploads them to Colab): extracted once beside it, to
-    ``<name>/`` without the ``.zip``; a folder already there is used as it is, never overwritten. A zip that holds
-    one folder around the class folders is entered."""
+def _unzipped(path: Path) -> tuple[Path, str]:
+    """The folder of class folders inside a zip (as a student uploads them to Colab), and how it came to be there:
+    unpacked beside the zip to ``<name>/`` (without the ``.zip``), once, and again whenever the zip's content
+    changes. A zip that holds one folder around the class folders is entered.
+
+    Unpacking is whole or not at all (into a hidden folder, renamed into place; removed on any failure or Ctrl-C),
+    two first runs at once both succeed, and a folder of that name that labkit did not unpack is never touched."""
     target = path.with_suffix("")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            identity = _zip_identity(path, archive)
+            if _unpacked_from(target, path) == identity:
+                return _entered(target), "unpacked earlier to"
+            how = "unpacked again, the zip having changed, to" if target.exists() else "unpacked to"
+            _unpack(archive, path, target, identity)
+    except (zipfile.BadZipFile, EOFError) as err:
+        raise LabError(f"cannot unpack {path} ({err}); zip the class folders again") from None
+    except NotImplementedError as err:  # a compression method Python's zipfile lacks
+        raise LabError(f"cannot unpack {path} ({err}); zip it again with ordinary (deflate) compression") from None
+    return _entered(target), how
+
+
+def _zip_identity(path: Path, archive: zipfile.ZipFile) -> str:
+    """What the zip holds (names, sizes and checksums of its entries), checked before anything is unpacked: no
+    encrypted entries, and no more than the unpacked-size limits allow."""
+    entries = archive.infolist()
+    locked = next((e.filename for e in entries if e.flag_bits & 0x1), None)
+    if locked is not None:
+        raise LabError(f"{path} is password-protected ({locked}); zip the class folders again without a password")
+    unpacked = sum(e.file_size for e in entries)
+    too_big = unpacked > MAX_UNZIPPED_BYTES or (unpacked > 100e6 and unpacked > MAX_UNZIP_RATIO * path.stat().st_size)
+    if too_big:
+        raise LabError(
+            f"{path} would unpack to {unpacked / 2**30:.1f} GiB from {path.stat().st_size / 2**20:.1f} MiB: over the "
+            f"limit (at most {MAX_UNZIPPED_BYTES >> 30} GiB, and {MAX_UNZIP_RATIO}× the zip's size past 100 MB); "
+            "zip only the class folders of images"
+        )
+    digest = hashlib.sha256()
+    for e in entries:
+        digest.update(f"{e.filename}\0{e.file_size}\0{e.CRC}\n".encode())
+    return digest.hexdigest()
+
+
+def _unpacked_from(target: Path, path: Path) -> str | None:
+    """The identity of the zip content labkit unpacked at ``target``, or None where nothing is there yet. A file, or a
+    folder labkit did not unpack, at that name is the student's own: a LabError says so, and it is left alone."""
     if not target.exists():
-        tmp = tempfile.mkdtemp(prefix=f".{target.name}.", dir=path.parent)  # whole or not at all
+        return None
+    marker = target / UNZIPPED_MARKER
+    if not target.is_dir() or not marker.is_file():
+        raise LabError(
+            f"{target} already exists and was not unpacked from {path.name} by labkit; give --data {target} to use "
+            f"it, or move it away so that {path.name} can be unpacked there"
+        )
+    return marker.read_text().strip()
+
+
+def _unpack(archive: zipfile.ZipFile, path: Path, target: Path, identity: str) -> None:
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=path.parent))
+    except OSError as err:
+        raise LabError(
+            f"cannot unpack {path} into {path.parent} ({err.strerror}); copy the zip to a folder you can write"
+        ) from None
+    try:
+        archive.extractall(tmp)  # extractall drops absolute paths and ".." from member names
+        (tmp / UNZIPPED_MARKER).write_text(identity + "\n")
+        old = None
+        if target.exists():  # an earlier unpacking of other content: moved aside, then removed
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=path.parent))
+            os.replace(target, old / target.name)
         try:
-            with zipfile.ZipFile(path) as archive:
-                archive.extractall(tmp)  # extractall drops absolute paths and ".." from member names
-            os.replace(tmp, target)
-        except (zipfile.BadZipFile, OSError, EOFError) as err:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise LabError(f"cannot unpack {path} ({err}); zip the class folders again") from None
+            os.rename(tmp, target)
+        except OSError:
+            if _unpacked_from(target, path) != identity:  # another run unpacked the same zip meanwhile: use its folder
+                raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError as err:
+        raise LabError(
+            f"cannot unpack {path} ({err.strerror or err}); free some space or choose another folder"
+        ) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _entered(target: Path) -> Path:
     visible = [p for p in target.iterdir() if _visible(p.name)]
     if len(visible) == 1 and visible[0].is_dir() and any(q.is_dir() and _visible(q.name) for q in visible[0].iterdir()):
         return visible[0]
@@ -256,6 +365,7 @@ def _npz(path: Path) -> ImageSet:
     0..K-1; optional ``classes``: K names."""
     try:
         with np.load(path, allow_pickle=False) as f:
+            _check_npz_sizes(f, path)
             arrays = {k: f[k] for k in f.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise LabError(f"cannot read {path} as an .npz file ({err}); save it again with numpy.savez") from None
@@ -268,7 +378,7 @@ def _npz(path: Path) -> ImageSet:
     x, y = arrays["x"], arrays["y"]
     if x.ndim == 4 and x.shape[1] == 1:
         x = x[:, 0]
-    if x.ndim != 3:
+    if x.ndim != 3 or 0 in x.shape[1:]:
         raise LabError(f"{path}: x has shape {x.shape}; expected N x H x W or N x 1 x H x W grayscale images")
     if y.ndim != 1 or len(y) != len(x):
         raise LabError(f"{path}: x holds {len(x)} images but y has shape {y.shape}; give one label per image")
@@ -284,13 +394,34 @@ def _npz(path: Path) -> ImageSet:
     else:
         present = np.unique(y)
         if len(y) and (present[0] < 0 or len(present) != present[-1] + 1):
-            absent = sorted(set(range(max(0, int(present[-1]) + 1))) - set(present.tolist()))
+            # the first labels missing from 0..K-1, without building that range (a label can be 2**40)
+            absent = [int(v) for v in np.setdiff1d(np.arange(min(int(present[-1]) + 1, len(present) + 10)), present)]
             raise LabError(
                 f"{path}: labels {present.tolist()[:10]} are not 0..K-1 (missing {absent[:10]}, or negative); "
                 "relabel them 0..K-1, or save a classes array naming every class"
             )
         names = [str(c) for c in range(len(present))]
     return ImageSet(torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y.astype(np.int64)), names, f"npz file {path}")
+
+
+def _check_npz_sizes(npz: np.lib.npyio.NpzFile, path: Path) -> None:
+    """Refuse, from their headers and before reading them, arrays larger than the file holds or than any lab data
+    set needs."""
+    total = 0
+    for member in npz.zip.infolist():
+        with npz.zip.open(member) as f:
+            version = np.lib.format.read_magic(f)
+            read_header = (
+                np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            )
+            shape, _, dtype = read_header(f)
+        nbytes = math.prod(shape) * dtype.itemsize
+        total += nbytes
+        if nbytes > member.file_size or total > MAX_NPZ_BYTES:
+            raise LabError(
+                f"{path}: {member.filename} declares a {shape} array of {nbytes / 2**30:.1f} GiB, more than the file "
+                f"holds or the {MAX_NPZ_BYTES >> 30} GiB an .npz may; save it again with numpy.savez"
+            )
 
 
 def _pixels(x: np.ndarray, path: Path) -> np.ndarray:
@@ -315,12 +446,16 @@ def _pixels(x: np.ndarray, path: Path) -> np.ndarray:
 
 def _torchvision_set(name: str, folder: Path | None, download_root: str | Path | None) -> ImageSet:
     """A torchvision MNIST-family set, its training file first, then its test file: one pool the lab splits."""
-    train, test = torchvision_files(name, folder, download_root)
-    return ImageSet(torch.cat([train.x, test.x]), torch.cat([train.y, test.y]), train.classes,
-                    train.description.replace("; train file)", "; train file first, then test)"))  # fmt: skip
+    train, test = _torchvision_files(name, folder, download_root)
+    return ImageSet(
+        torch.cat([train.x, test.x]),
+        torch.cat([train.y, test.y]),
+        train.classes,
+        train.description.replace("; train file)", "; train file first, then test)"),
+    )
 
 
-def torchvision_files(
+def _torchvision_files(
     name: str, folder: Path | None, download_root: str | Path | None = None
 ) -> tuple[ImageSet, ImageSet]:
     """A torchvision MNIST-family set's training file and test file: from ``folder`` of raw idx files when given,

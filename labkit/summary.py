@@ -8,17 +8,17 @@ from collections import Counter
 import torchinfo
 from torch import nn
 
-SEED_COLUMNS = ("input_size", "output_size", "num_params", "kernel_size")  # the lab's reference table
-SEED_DEPTH = 5  # deep enough to show each block's PreNorm -> LayerNorm / Attention / FeedForward
+LAB_COLUMNS = ("input_size", "output_size", "num_params", "kernel_size")  # the lab's reference table
+LAB_DEPTH = 5  # deep enough to show each block's PreNorm -> LayerNorm / Attention / FeedForward
 
 
-def summarize(model: nn.Module, depth: int = SEED_DEPTH, verbose: int = 0) -> torchinfo.ModelStatistics:
+def summarize(model: nn.Module, depth: int = LAB_DEPTH, verbose: int = 0) -> torchinfo.ModelStatistics:
     """torchinfo's summary for one image of the model's input size, on the CPU; ``str()`` gives the table."""
     c = model.config
     return torchinfo.summary(
         model,
         input_size=(1, c.channels, c.image_size, c.image_size),
-        col_names=SEED_COLUMNS,
+        col_names=LAB_COLUMNS,
         depth=depth,
         device="cpu",
         verbose=verbose,

@@ -1,6 +1,8 @@
 """Fixtures and helpers shared by the test modules."""
 
 import re
+import sys
+import venv
 from dataclasses import replace
 from pathlib import Path
 
@@ -60,3 +62,21 @@ def check_lab_log(text: str, epochs: int, steps: int, log_every: int) -> None:
 def lab_log():
     """``check_lab_log``, for the test modules that read a training log."""
     return check_lab_log
+
+
+def scratch_environment(folder: Path) -> Path:
+    """A new virtual environment in ``folder`` that sees this test run's installed packages but not labkit, whatever
+    this interpreter is (a system Python, a venv, a venv with system site packages): this run's site-packages folders
+    are listed in a .pth file, which adds them to the path without running their own .pth files, so the editable
+    labkit that ``pip install -e .`` left there is not found. Returns the environment's Python."""
+    venv.EnvBuilder(with_pip=False).create(folder)
+    site = next(folder.glob("lib/python*/site-packages"))
+    ours = [p for p in sys.path if Path(p).name in ("site-packages", "dist-packages") and Path(p).is_dir()]
+    (site / "test-run-packages.pth").write_text("\n".join(ours) + "\n")
+    return folder / "bin" / "python"
+
+
+@pytest.fixture(scope="session")
+def scratch_env():
+    """``scratch_environment``, for the tests that install labkit as a user would."""
+    return scratch_environment

@@ -11,13 +11,15 @@ from labkit.evaluation import evaluate_checkpoint
 from labkit.models import build_model
 from labkit.presets import get_preset
 from labkit.run import train_run
+from labkit.settings import RunConfig
 
 
 @pytest.fixture(scope="module")
 def run(quick, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    return train_run(quick, "fast", epochs=1, student_id="alice", out_dir=out, out=io.StringIO(),
-                     progress=False)  # fmt: skip
+    return train_run(
+        quick, RunConfig(preset="fast", epochs=1, student_id="alice", outputs=out), out=io.StringIO(), progress=False
+    )
 
 
 def test_round_trip_gives_the_same_logits_and_accuracy(run, builtin):
@@ -37,8 +39,13 @@ def test_round_trip_gives_the_same_logits_and_accuracy(run, builtin):
 
 def test_reuse_loads_the_same_run_instead_of_training(run, quick):
     out = io.StringIO()
-    again = train_run(quick, "fast", epochs=1, student_id="alice", out_dir=run.path.parent, reuse=True,
-                      out=out, progress=False)  # fmt: skip
+    again = train_run(
+        quick,
+        RunConfig(preset="fast", epochs=1, student_id="alice", outputs=run.path.parent),
+        reuse=True,
+        out=out,
+        progress=False,
+    )
     assert not again.trained and out.getvalue().startswith(f"✓ Loaded {run.path}")
     assert again.test_accuracy == run.test_accuracy
 
@@ -122,12 +129,12 @@ def test_a_checkpoint_of_another_shape_is_a_clear_error(run, tmp_path):
         model_from_checkpoint(checkpoint)
 
 
-def test_a_bare_seed_state_dict_loads_as_the_seed_preset(tmp_path, builtin):
-    reference = build_model(get_preset("seed").model, seed=0).eval()
+def test_a_bare_reference_state_dict_loads_as_the_reference_preset(tmp_path, builtin):
+    reference = build_model(get_preset("reference").model, seed=0).eval()
     path = tmp_path / "bob_vit.pth"
     torch.save(reference.state_dict(), path)  # what the lab's reference code saves
     checkpoint = load_checkpoint(path)
-    assert (checkpoint["preset"], checkpoint["student_id"]) == ("seed", "bob")
+    assert (checkpoint["preset"], checkpoint["student_id"]) == ("reference", "bob")
     x = torch.randn(3, 1, 28, 28)
     torch.testing.assert_close(model_from_checkpoint(checkpoint)(x), reference(x), rtol=0, atol=0)
     with pytest.raises(LabError, match="stores no data settings .*pass --data"):
@@ -166,3 +173,16 @@ def test_a_version_1_checkpoint_still_loads_with_the_same_weights(run, tmp_path,
     assert loaded["version"] == 2 and "split_seed" not in loaded["data"]
     x = next(iter(quick.batches("test")))[0]
     torch.testing.assert_close(model_from_checkpoint(loaded)(x), run.model(x), rtol=0, atol=0)
+
+
+def test_a_checkpoint_saved_under_the_presets_old_name_loads_evaluates_and_grades(run, tmp_path):
+    """The reference preset was called "seed": such files still load, score and grade, as "reference"."""
+    from labkit.grading import grade
+
+    old = load_checkpoint(run.path) | {"preset": "seed"}
+    path = tmp_path / "alice_vit.pth"
+    torch.save(old, path)
+    assert load_checkpoint(path)["preset"] == "reference"
+    assert evaluate_checkpoint(path).accuracy == run.test_accuracy
+    [row] = grade([path], baseline=0.0)
+    assert (row.preset, row.result, row.accuracy) == ("reference", "PASS", run.test_accuracy)

@@ -51,8 +51,8 @@ def test_evaluate_warns_when_the_test_split_differs(trained):
     assert "warning: the test split differs" in result.stderr
 
 
-def test_summary_prints_the_seed_table(capsys):
-    assert main(["summary", "--preset", "seed"]) == 0
+def test_summary_prints_the_reference_table(capsys):
+    assert main(["summary", "--preset", "reference"]) == 0
     out = capsys.readouterr().out
     assert "Total params: 5,436,678" in out and "Input Shape" in out and "Kernel Shape" in out
 

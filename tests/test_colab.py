@@ -1,17 +1,17 @@
 """The notebooks' Colab bootstrap cell, run as Colab would run it, without Colab and without downloads.
 
-Each case makes a scratch virtual environment with --system-site-packages (torch and friends come from this test's
-own environment), hides the editable labkit this checkout installed, puts a stand-in ``google.colab`` module in
-``sys.modules``, runs the bootstrap cell in the folder Colab would (its working directory, where uploads land),
-then imports labkit in a new process of that environment and runs the settings cell. pip is kept offline by its
-environment variables (no index, no dependencies, no build isolation), never by the cell.
+Each case makes a scratch virtual environment that sees this test run's packages but not its labkit (conftest's
+``scratch_environment``: the same whether the tests run in a system Python or a virtual environment), puts a
+stand-in ``google.colab`` module in ``sys.modules``, runs the bootstrap cell in the folder Colab would (its working
+directory, where uploads land), then imports labkit in a new process of that environment and runs the settings
+cell. pip is kept offline by its environment variables (no index, no dependencies, no build isolation), never by
+the cell.
 """
 
 import os
 import shutil
 import subprocess
 import textwrap
-import venv
 import zipfile
 from pathlib import Path
 
@@ -53,11 +53,9 @@ def cell(tag: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def python(tmp_path_factory) -> Path:
+def python(tmp_path_factory, scratch_env) -> Path:
     """The scratch environment's interpreter."""
-    env = tmp_path_factory.mktemp("venv")
-    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env)
-    return env / "bin" / "python"
+    return scratch_env(tmp_path_factory.mktemp("venv"))
 
 
 def run(python: Path, code: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -121,12 +119,13 @@ def test_with_the_labkit_folder_uploaded_it_uses_it(python, tmp_path):
 
 
 def test_when_labkit_imports_already_it_does_nothing(python, tmp_path):
-    """This checkout's own editable labkit, not hidden this time: the cell must not call pip (whose install from
-    the address given here would fail)."""
+    """This checkout's own labkit on the path this time: the cell must not call pip (whose install from the address
+    given here would fail)."""
     uninstall(python)
-    ran = run(python, COLAB + bootstrap_source("file:///nowhere"), tmp_path)
+    checkout = f"import sys\nsys.path.insert(0, {str(ROOT)!r})\n"
+    ran = run(python, checkout + COLAB + bootstrap_source("file:///nowhere"), tmp_path)
     assert (ran.returncode, ran.stdout, ran.stderr) == (0, "", "")
-    after = run(python, AFTERWARDS.format(settings=cell(PARAMETERS_TAG)), tmp_path)
+    after = run(python, checkout + AFTERWARDS.format(settings=cell(PARAMETERS_TAG)), tmp_path)
     assert after.returncode == 0 and "preset fast" in after.stdout, after.stderr
 
 

@@ -14,6 +14,7 @@ from labkit.explain import attention_maps
 from labkit.models import build_model, fit_to_data
 from labkit.presets import get_preset
 from labkit.run import train_run
+from labkit.settings import RunConfig
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
 
@@ -39,7 +40,7 @@ def test_the_gpu_computes_what_the_cpu_computes(locality):
 
 
 def test_a_gpu_run_returns_a_cpu_model_and_a_checkpoint_that_scores_the_same_on_the_cpu(builtin, tmp_path):
-    run = train_run(builtin, epochs=2, device="cuda", out_dir=tmp_path, progress=False)
+    run = train_run(builtin, RunConfig(epochs=2, outputs=tmp_path), device="cuda", progress=False)
     assert all(not p.is_cuda for p in run.model.parameters())  # the notebooks go on with CPU tensors
     saved = load_checkpoint(run.path)
     assert all(not t.is_cuda for t in saved["model_state"].values())

@@ -1,7 +1,6 @@
 """The evidence behind the QA notebook: position similarity, attention maps, rollout, the sweep table."""
 
 import io
-import math
 
 import pytest
 import torch
@@ -9,13 +8,13 @@ import torch
 from labkit import answers, explain, results, sweep
 from labkit.data import DataConfig, load_data
 from labkit.metrics import confusion_matrix, confusion_summary, smoothing_floor
-from labkit.models import build_model, count_parameters, fit_to_data
+from labkit.models import build_model, fit_to_data
 from labkit.presets import get_preset
 from labkit.summary import render, summarize
 
 
 def test_position_similarity_is_a_grid_of_cosine_maps():
-    model = build_model(get_preset("seed").model, seed=0)
+    model = build_model(get_preset("reference").model, seed=0)
     sim = explain.position_similarity(model)
     assert sim.shape == (7, 7, 7, 7)
     torch.testing.assert_close(sim[2, 3, 2, 3], torch.tensor(1.0))  # every position is most like itself
@@ -23,7 +22,7 @@ def test_position_similarity_is_a_grid_of_cosine_maps():
 
 
 def test_attention_maps_cls_attention_and_rollout():
-    model = build_model(get_preset("seed").model, seed=0)
+    model = build_model(get_preset("reference").model, seed=0)
     maps = explain.attention_maps(model, torch.randn(1, 28, 28))
     assert len(maps) == 10 and maps[0].shape == (8, 50, 50)
     heads = explain.cls_attention(maps, grid=7)
@@ -43,21 +42,12 @@ def test_confusion_matrix_rows_are_true_classes():
     assert confusion_matrix(pred, labels, 3).tolist() == [[1, 0, 0], [1, 1, 0], [0, 1, 1]]
 
 
-@pytest.mark.parametrize("hard", [False, True])
-def test_the_shipped_sweep_tables_have_every_variant_the_notebook_reads(hard):
-    table = sweep.read_table(hard=hard)
-    assert [r["variant"] for r in table] == [v.name for v in sweep.FULL_SWEEP]
-    assert set(table[0]) == set(sweep.COLUMNS)
-    assert all(0 < float(r["val_accuracy"]) <= 1 and int(r["params"]) > 0 for r in table)
-
-
-def test_a_variant_is_scored_on_the_validation_split(tmp_path):
+def test_a_variant_is_scored_on_the_validation_split():
     data = load_data(DataConfig(val_fraction=0.2, per_class=40, classes=(0, 1, 2)))
     rows = sweep.run_sweep([sweep.Variant("tiny", {"patch_size": 14, "dim": 16, "mlp_dim": 16})], data, epochs=1,
                            out=io.StringIO())  # fmt: skip
     assert rows[0]["variant"] == "tiny" and rows[0]["patch"] == 14 and rows[0]["dim"] == 16
-    sweep.write_table(rows, tmp_path / "t.csv")
-    assert sweep.read_table(tmp_path / "t.csv")[0]["val_accuracy"] == str(rows[0]["val_accuracy"])
+    assert 0 <= rows[0]["val_accuracy"] <= 1 and rows[0]["params"] > 0
 
 
 def test_smoothing_floor_is_the_loss_of_a_perfect_model_on_smoothed_targets():
@@ -69,8 +59,7 @@ def test_smoothing_floor_is_the_loss_of_a_perfect_model_on_smoothed_targets():
     assert smoothing_floor(0.0, k) == 0.0
 
 
-def test_position_ablation_restores_the_embeddings_and_shuffling_hurts_a_position_model(quick):
-    """A model whose only signal is position: after the ablation its embeddings are as before."""
+def test_position_ablation_scores_three_variants_and_restores_the_embeddings(quick):
     model = build_model(fit_to_data(get_preset("fast").model, 6), seed=0).eval()
     before = model.pos_embedding.detach().clone()
     accuracy = explain.position_ablation(model, quick)
@@ -100,8 +89,9 @@ def test_q9_answer_reads_the_checkpoint(quick, tmp_path):
 
     from labkit.checkpoint import load_checkpoint
     from labkit.run import train_run
+    from labkit.settings import RunConfig
 
-    run = train_run(quick, epochs=1, student_id="q9", out_dir=tmp_path, out=io.StringIO(), progress=False)
+    run = train_run(quick, RunConfig(epochs=1, student_id="q9", outputs=tmp_path), out=io.StringIO(), progress=False)
     text = answers.final_accuracy(load_checkpoint(run.path), 1234, baseline=0.0)
     assert f"{run.test_accuracy:.2%}" in text and "1,234 parameters" in text and "training accuracy" in text
 
@@ -140,41 +130,3 @@ def test_candidates_table_is_ranked_by_the_worse_set_and_spread_reads_the_benchm
     assert len(lines) >= 2 and worse == sorted(worse, reverse=True)
     low, high = results.spread()
     assert 0 <= low <= high < 0.05
-
-
-def test_the_shipped_default_is_the_candidate_marked_and_no_candidate_beats_it_beyond_noise():
-    rows = results.read(results.CANDIDATES)
-    defaults = [r for r in rows if r["default"] == "True"]
-    assert len(defaults) == 1, f"candidates.csv marks {len(defaults)} defaults"
-    default = defaults[0]
-    fast = get_preset("fast")
-    assert int(default["params"]) == count_parameters(build_model(fast.model))
-    assert f"{fast.train.epochs} epochs" in default["candidate"]
-    assert f"**{default['candidate']} (default)**" in results.candidates()
-    best = max(rows, key=lambda r: float(r["worse_mean"]))
-    lead = float(best["worse_mean"]) - float(default["worse_mean"])
-    noise = 2 * math.hypot(results.standard_error(best), results.standard_error(default))
-    assert lead < noise, f"{best['candidate']} beats the default beyond noise: rerun benchmarks/candidates.py's choice"
-    assert "should change" not in results.candidates()
-
-
-def test_candidates_verdict_reads_the_lead_in_standard_errors(monkeypatch):
-    def row(name, digits, large, std, default=False):
-        return {"candidate": name, "default": str(default), "params": "1", "worse_mean": str(min(digits, large)),
-                "builtin_mean": str(digits), "builtin_std": "0.01", "builtin_seeds": "5", "hard_mean": "0.8",
-                "hard_std": "0.01", "hard_seeds": "5", "hard_large_mean": str(large), "hard_large_std": str(std),
-                "hard_large_seeds": "4"}  # fmt: skip
-
-    def verdict(*rows):
-        monkeypatch.setattr(results, "read", lambda name: list(rows))
-        return results.candidates().rsplit("\n", 1)[1]
-
-    tied = verdict(row("A", 0.98, 0.887, 0.003, default=True), row("B", 0.98, 0.886, 0.003))
-    assert (
-        tied
-        == "The default leads the next, B, by 0.10 points (0.5 standard errors of the difference): within noise, a tie."
-    )
-    clear = verdict(row("A", 0.98, 0.887, 0.003, default=True), row("B", 0.98, 0.877, 0.003))
-    assert clear.endswith("(4.7 standard errors of the difference): a clear lead.")
-    behind = verdict(row("A", 0.98, 0.877, 0.003, default=True), row("B", 0.98, 0.887, 0.003))
-    assert behind.startswith("B leads the default by 1.00 points") and behind.endswith("the default should change.")

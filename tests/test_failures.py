@@ -1,6 +1,6 @@
 """Bad input and bad luck: nothing the user made is lost, nothing is mislabelled, and every error is one line.
 
-One section per kind of failure found by trying about 60 bad inputs; each test reproduces one of them.
+One section per kind of failure; each test reproduces one bad input or accident that was found by trying them.
 """
 
 import io
@@ -17,12 +17,14 @@ from PIL import Image
 
 import labkit.checkpoint as checkpoint_module
 import labkit.run as run_module
+import labkit.safe_write as safe_write_module
 from labkit.checkpoint import KEYS, load_checkpoint, model_from_checkpoint, save_checkpoint
 from labkit.cli import main
 from labkit.data import DataConfig, load_data
 from labkit.errors import LabError
 from labkit.grading import grade
 from labkit.run import train_run
+from labkit.settings import RunConfig
 from labkit.sources import load_source
 
 
@@ -39,7 +41,7 @@ def fingerprints(folder: Path) -> list[str]:
     return sorted(load_checkpoint(p)["run_fingerprint"] for p in folder.glob("*.pth"))
 
 
-# --- 1, 4: saving: races, kills, and the old file kept in place -----------------------------------------------
+# --- saving: races, kills, and the old file kept in place -------------------------------------------------------------
 
 RACER = textwrap.dedent("""
     import sys, torch
@@ -79,7 +81,7 @@ def test_the_old_file_stays_in_place_until_the_new_one_replaces_it(tmp_path, mon
         seen.append((Path(dst).exists(), len(list(tmp_path.glob("*.pth")))))
         real_replace(src, dst)
 
-    monkeypatch.setattr(checkpoint_module.os, "replace", replace)
+    monkeypatch.setattr(safe_write_module.os, "replace", replace)
     save_checkpoint(fake_checkpoint("new"), path, out=io.StringIO())
     assert seen == [(True, 2)], "the old run was kept aside by a copy, the lab's name never went missing"
     assert fingerprints(tmp_path) == ["new", "old"] and load_checkpoint(path)["run_fingerprint"] == "new"
@@ -106,7 +108,7 @@ def test_a_stale_lock_from_a_killed_save_does_not_block(tmp_path):
     assert path.is_file() and not lock.exists()
 
 
-# --- 2: output problems are found before training, and a trained model is never thrown away ---------------
+# --- output problems are found before training, and a trained model is never thrown away ------------------------------
 
 
 @pytest.fixture
@@ -139,15 +141,15 @@ def test_output_problems_stop_before_training(quick, tmp_path, no_training, monk
         def refuse(*args, **kwargs):
             raise PermissionError(13, "Permission denied")
 
-        monkeypatch.setattr(checkpoint_module.tempfile, "mkstemp", refuse)
+        monkeypatch.setattr(safe_write_module.tempfile, "mkstemp", refuse)
     with pytest.raises(LabError, match=message):
-        train_run(quick, epochs=1, student_id=student, out_dir=out_dir, out=io.StringIO(), progress=False)
+        train_run(quick, RunConfig(epochs=1, student_id=student, outputs=out_dir), out=io.StringIO(), progress=False)
 
 
 @pytest.mark.parametrize("content", [b"", b"my own notes, not a checkpoint"])
 def test_an_empty_or_foreign_file_at_the_path_is_kept_and_the_model_saved(quick, tmp_path, content):
     (tmp_path / "s1_vit.pth").write_bytes(content)
-    run = train_run(quick, epochs=1, student_id="s1", out_dir=tmp_path, out=io.StringIO(), progress=False)
+    run = train_run(quick, RunConfig(epochs=1, student_id="s1", outputs=tmp_path), out=io.StringIO(), progress=False)
     assert load_checkpoint(run.path)["student_id"] == "s1"
     assert [p.read_bytes() for p in tmp_path.glob("s1_vit.*.pth")] == [content]
 
@@ -165,12 +167,12 @@ def test_a_save_that_fails_at_the_end_goes_to_the_rescue_folder(quick, tmp_path,
 
     monkeypatch.setattr(run_module, "save_checkpoint", folder_went_read_only)
     log = io.StringIO()
-    run = train_run(quick, epochs=1, student_id="s1", out_dir=tmp_path / "out", out=log, progress=False)
+    run = train_run(quick, RunConfig(epochs=1, student_id="s1", outputs=tmp_path / "out"), out=log, progress=False)
     assert run.path.parent == rescue and load_checkpoint(run.path)["metrics"]["test_accuracy"] == run.test_accuracy
     assert f"saving the trained model as {run.path} instead" in log.getvalue()
 
 
-# --- 3: a grader's batch never stops on one file ------------------------------------------------------------
+# --- a grader's batch never stops on one file -------------------------------------------------------------------------
 
 
 def test_every_broken_file_gets_an_error_row(tmp_path, runs_code):
@@ -197,12 +199,12 @@ def test_an_unwritable_csv_is_an_error_before_grading(tmp_path, capsys):
 
 @pytest.mark.parametrize("mark", ["60", "0.6"])
 def test_a_baseline_as_percent_or_fraction_means_the_same(quick, tmp_path, capsys, mark):
-    train_run(quick, epochs=1, student_id="s1", out_dir=tmp_path, out=io.StringIO(), progress=False)
+    train_run(quick, RunConfig(epochs=1, student_id="s1", outputs=tmp_path), out=io.StringIO(), progress=False)
     main(["grade", str(tmp_path), "--baseline", mark])
     assert "> 60%" in capsys.readouterr().out.splitlines()[0]
 
 
-# --- 5-8: data that would train silently with wrong labels --------------------------------------------------
+# --- data that would train silently with wrong labels -----------------------------------------------------------------
 
 
 def images(folder: Path, n: int = 4, value: int = 0) -> None:
@@ -315,7 +317,7 @@ def test_cuda_without_a_gpu_is_one_line(tmp_path, monkeypatch, capsys):
     assert "device 'cuda' is not available on this machine" in capsys.readouterr().err
 
 
-# --- 9, 10: tracebacks where a line belongs, and messages that mislead ---------------------------------------
+# --- tracebacks where a line belongs, and messages that mislead -------------------------------------------------------
 
 
 def test_truncated_npz_is_one_line(tmp_path):
@@ -346,7 +348,7 @@ def test_a_pickle_calling_os_system_is_reported_as_code_that_was_not_run(tmp_pat
 
 
 def test_a_shape_mismatch_names_one_parameter_in_a_short_line(quick, tmp_path):
-    run = train_run(quick, epochs=1, student_id="s1", out_dir=tmp_path, out=io.StringIO(), progress=False)
+    run = train_run(quick, RunConfig(epochs=1, student_id="s1", outputs=tmp_path), out=io.StringIO(), progress=False)
     checkpoint = load_checkpoint(run.path)
     checkpoint["model_config"] = checkpoint["model_config"] | {"dim": 32, "depth": 2}
     with pytest.raises(LabError) as err:

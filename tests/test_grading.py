@@ -14,14 +14,17 @@ from labkit.grading import grade
 from labkit.models import build_model
 from labkit.presets import get_preset
 from labkit.run import train_run
+from labkit.settings import RunConfig
 
 
 @pytest.fixture(scope="module")
 def submissions(builtin, quick, runs_code, tmp_path_factory):
     """A folder as a grader receives it: good, bare, broken and hostile files."""
     folder = tmp_path_factory.mktemp("submissions")
-    train_run(quick, "fast", epochs=2, student_id="alice", out_dir=folder, out=io.StringIO(), progress=False)
-    torch.save(build_model(get_preset("seed").model, seed=0).state_dict(), folder / "bob_vit.pth")
+    train_run(
+        quick, RunConfig(preset="fast", epochs=2, student_id="alice", outputs=folder), out=io.StringIO(), progress=False
+    )
+    torch.save(build_model(get_preset("reference").model, seed=0).state_dict(), folder / "bob_vit.pth")
     good = (folder / "alice_vit.pth").read_bytes()
     (folder / "carol_vit.pth").write_bytes(good[: len(good) // 2])
     (folder / "dave_vit.pth").write_bytes(b"not a checkpoint at all")
@@ -29,7 +32,9 @@ def submissions(builtin, quick, runs_code, tmp_path_factory):
     torch.save(build_model(get_preset("cnn").model, seed=0).state_dict(), folder / "frank_vit.pth")
     np.savez(folder / "three.npz", x=builtin.train.x[:90, 0].numpy(), y=np.arange(90) % 3)  # a 3-class data set
     three = load_data(DataConfig(source=str(folder / "three.npz")))
-    train_run(three, "fast", epochs=1, student_id="grace", out_dir=folder, out=io.StringIO(), progress=False)
+    train_run(
+        three, RunConfig(preset="fast", epochs=1, student_id="grace", outputs=folder), out=io.StringIO(), progress=False
+    )
     return folder
 
 
@@ -38,7 +43,9 @@ def test_every_file_gets_a_row_with_its_reason(submissions):
     assert sorted(rows) == ["alice", "bob", "carol", "dave", "eve", "frank", "grace"]
     alice = rows["alice"]
     assert alice.result == "PASS" and alice.preset == "fast" and alice.accuracy == alice.stored_accuracy
-    assert rows["bob"].preset == "seed" and rows["bob"].params == 5_436_678 and rows["bob"].result in ("PASS", "FAIL")
+    bob = rows["bob"]  # an untrained reference model: graded against the baseline like any other
+    assert bob.preset == "reference" and bob.params == 5_436_678 and bob.stored_accuracy is None
+    assert bob.result == ("PASS" if bob.accuracy > 0.10 else "FAIL")
     assert "not a readable checkpoint" in rows["carol"].note
     assert "not a readable checkpoint" in rows["dave"].note
     assert "carries pickled code" in rows["eve"].note
@@ -52,7 +59,7 @@ def test_the_cli_prints_a_table_writes_a_csv_and_fails_unless_all_pass(submissio
     good = submissions / "alice_vit.pth"
     assert main(["grade", str(good), "--baseline", "10", "--csv", str(tmp_path / "g.csv")]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0].split()[:3] == ["file", "student", "preset"]
+    assert out.splitlines()[0].split()[:4] == ["file", "student", "(stored)", "preset"]
     assert "alice_vit.pth" in out and "PASS" in out
     with open(tmp_path / "g.csv") as f:
         [row] = list(csv.DictReader(f))

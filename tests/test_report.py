@@ -8,6 +8,7 @@ import re
 import shutil
 import stat
 import subprocess
+from html.parser import HTMLParser
 
 import numpy as np
 import pytest
@@ -16,8 +17,11 @@ from PIL import Image
 from labkit.errors import LabError
 from labkit.lab import NOTEBOOKS
 from labkit.report import make_report
+from labkit.settings import RunConfig
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+HOSTILE_CLASSES = ["dark", '"><img src=x onerror=alert(1)>', "light<svg onload=alert(2)>"]
+DATA = "shapes<svg onload=alert(3)>.npz"
 
 
 def tracked_notebooks() -> dict:
@@ -32,18 +36,20 @@ def snapshot() -> dict:
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory, snapshot):
-    """The report of a quick run on a small 3-class data set of 16x16 images, given by a relative path."""
+    """The report of a quick run on a small 3-class data set of 16x16 images, given by a relative path. A hostile
+    student named the file and two classes so that, shown raw in the HTML, they would run script in the grader's
+    browser."""
     work = tmp_path_factory.mktemp("report")
     rng = np.random.default_rng(0)
     y = np.arange(90) % 3
     x = np.clip(rng.normal(60 + 60 * y[:, None, None], 30, (90, 16, 16)), 0, 255).astype(np.uint8)
-    np.savez(work / "shapes.npz", x=x, y=y, classes=np.array(["dark", "mid", "light"]))
+    np.savez(work / DATA, x=x, y=y, classes=np.array(HOSTILE_CLASSES))
     out = io.StringIO()
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(work)
         old_mask = os.umask(0o022)  # a grader in the same group or another user may read what is handed in
         try:
-            path = make_report("shapes.npz", "s42", "fast", epochs=2, out_dir="handin", out=out)
+            path = make_report(RunConfig(student_id="s42", data=DATA, epochs=2, outputs="handin"), out=out)
         finally:
             os.umask(old_mask)
     assert tracked_notebooks() == snapshot, "the tracked notebooks must not change"
@@ -54,7 +60,7 @@ def test_report_and_checkpoint_are_written_with_progress(report):
     path, log = report
     assert path.name == "s42_lab8_report.html" and (path.parent / "s42_vit.pth").is_file()
     assert "01_data.ipynb: cell 1/" in log and "04_qa.ipynb: cell" in log
-    assert log.strip().endswith(f"(checkpoint: {path.parent / 's42_vit.pth'})")
+    assert log.strip().endswith("✓ Report written to handin/s42_lab8_report.html (checkpoint: handin/s42_vit.pth)")
     assert "Kernel" not in log and "WARNING" not in log
 
 
@@ -68,7 +74,7 @@ def test_the_report_shows_one_settings_cell_with_the_values_it_ran_with(report):
     assert html.count("Settings, as given to") == 4, "one settings cell per notebook, with the injected values"
     assert "Settings: the only cell a student edits" not in html and "Injected by" not in html
     settings = [part.split("</div>")[0] for part in html.split("Settings, as given to")[1:]]
-    assert all("s42" in cell and "shapes.npz" in cell for cell in settings)
+    assert all("s42" in cell and "shapes" in cell for cell in settings)
 
 
 def test_the_training_log_names_the_handed_in_file(report):
@@ -80,6 +86,35 @@ def test_report_holds_the_labs_results(report):
     html = report[0].read_text()
     for text in ("Total params", "Epoch 2/2", "Question 6", "Question 10", "Final test accuracy", "dark", "light"):
         assert text in html, text
+
+
+class Elements(HTMLParser):
+    """Every start tag of a page, with its attributes."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags, self.scripts, self.in_script = [], [], False
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        self.in_script = tag == "script"
+
+    def handle_data(self, data):
+        if self.in_script:
+            self.scripts.append(data)
+            self.in_script = False
+
+
+def test_student_chosen_names_run_no_script_in_the_report(report):
+    """Class names and the data path are shown as text: no element they name, no handler, no script of theirs."""
+    html = report[0].read_text()
+    page = Elements()
+    page.feed(html)
+    handlers = [(tag, name) for tag, attrs in page.tags for name in attrs if name.lower().startswith("on")]
+    assert handlers == [], handlers
+    assert not [tag for tag, _ in page.tags if tag in ("svg", "img") and "alert" in str(_)]
+    assert not any("alert" in script for script in page.scripts)
+    assert "light&lt;svg onload=alert(2)&gt;" in html, "the class name is shown, as text"
 
 
 def test_report_loads_nothing_from_the_network_and_embeds_every_figure(report):
@@ -95,6 +130,7 @@ def test_report_loads_nothing_from_the_network_and_embeds_every_figure(report):
 
 PROBE = """<script>
 window.__errors = [];
+window.alert = window.confirm = window.prompt = m => window.__errors.push("script ran: " + m);
 window.addEventListener("error", e => {
   window.__errors.push(String(e.message || (e.target && (e.target.src || e.target.href))));
 }, true);
@@ -133,6 +169,8 @@ def test_report_renders_in_a_real_browser(report, tmp_path):
 
 def test_a_failing_notebook_names_the_cell_and_leaves_no_report(tmp_path, snapshot):
     with pytest.raises(LabError, match=r"01_data.ipynb failed at cell \d+: LabError: data source .* not found"):
-        make_report(str(tmp_path / "missing"), "s43", out_dir=tmp_path / "handin", out=io.StringIO())
+        make_report(
+            RunConfig(student_id="s43", data=str(tmp_path / "missing"), outputs=tmp_path / "handin"), out=io.StringIO()
+        )
     assert not (tmp_path / "handin").exists() or not any((tmp_path / "handin").iterdir())
     assert tracked_notebooks() == snapshot, "a failed report must not touch the tracked notebooks"

@@ -62,11 +62,11 @@ def learning_rates(config: TrainConfig, steps: int) -> list[float]:
     return rates
 
 
-def test_warmup_then_cosine_and_the_seeds_constant_rate():
+def test_warmup_then_cosine_and_the_references_constant_rate():
     rates = learning_rates(TrainConfig(epochs=10, lr=1e-3, warmup=0.2), steps=10)
     assert rates[0] < rates[10] and max(rates) == pytest.approx(1e-3, rel=0.01)
     assert rates.index(max(rates)) in (19, 20)
     assert rates[-1] < 1e-5 and all(a >= b for a, b in zip(rates[20:], rates[21:], strict=False))
-    seed = learning_rates(get_preset("seed").train, steps=10)
-    assert set(seed) == {3e-4}
-    assert isinstance(make_optimizer(torch.nn.Linear(2, 2), get_preset("seed").train, 10)[0], torch.optim.Adam)
+    reference = learning_rates(get_preset("reference").train, steps=10)
+    assert set(reference) == {3e-4}
+    assert isinstance(make_optimizer(torch.nn.Linear(2, 2), get_preset("reference").train, 10)[0], torch.optim.Adam)

@@ -1,4 +1,4 @@
-"""The ViT: the seed preset's torchinfo table, shapes, patchify, attention, names, configs."""
+"""The ViT: the reference preset's torchinfo table, shapes, patchify, attention, names, configs."""
 
 import re
 from dataclasses import replace
@@ -10,11 +10,12 @@ from labkit.errors import LabError
 from labkit.explain import attention_maps
 from labkit.models import build_model, config_from_dict
 from labkit.presets import PRESETS, VIT_PRESETS, get_preset
+from labkit.small_data import ConvStem, LocalitySelfAttention
 from labkit.summary import parameter_breakdown, summarize
-from labkit.vit import Attention, ConvStem, ViT, ViTConfig
+from labkit.vit import Attention, ViT, ViTConfig
 
 # The lab's reference table (torchinfo, depth 5, input (1, 1, 28, 28)): its first rows, as printed there.
-SEED_ROWS = """
+REFERENCE_ROWS = """
 ViT	[1, 1, 28, 28]	[1, 6]	9,792	--
 Sequential: 1-1	[1, 1, 28, 28]	[1, 49, 192]	--	--
 Rearrange: 2-1	[1, 1, 28, 28]	[1, 49, 16]	--	--
@@ -51,13 +52,13 @@ def table_rows(table: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def seed_table() -> str:
-    return str(summarize(build_model(get_preset("seed").model)))
+def reference_table() -> str:
+    return str(summarize(build_model(get_preset("reference").model)))
 
 
-def test_seed_table_matches_the_labs_reference_row_for_row(seed_table):
-    rows = table_rows(seed_table)
-    assert rows[: len(SEED_ROWS)] == SEED_ROWS
+def test_reference_table_matches_the_labs_reference_row_for_row(reference_table):
+    rows = table_rows(reference_table)
+    assert rows[: len(REFERENCE_ROWS)] == REFERENCE_ROWS
     assert len(rows) == 1 + 3 + 3 + 10 * 7 + 3  # ViT, patch embedding, Dropout + Transformer + ModuleList, blocks, head
     assert rows[-3:] == [
         "Sequential: 1-4\t[1, 192]\t[1, 6]\t--\t--",
@@ -66,17 +67,17 @@ def test_seed_table_matches_the_labs_reference_row_for_row(seed_table):
     ]
 
 
-def test_seed_table_totals(seed_table):
+def test_reference_table_totals(reference_table):
     for line in (
         "Total params: 5,436,678",
         "Forward/backward pass size (MB): 10.83",
         "Params size (MB): 21.71",
     ):
-        assert line in seed_table.splitlines()
+        assert line in reference_table.splitlines()
 
 
-def test_seed_parameter_names_follow_the_reference_layout():
-    names = set(build_model(get_preset("seed").model).state_dict())
+def test_reference_parameter_names_follow_the_reference_layout():
+    names = set(build_model(get_preset("reference").model).state_dict())
     block = {
         "0.norm.weight", "0.norm.bias", "0.fn.to_qkv.weight", "0.fn.to_out.0.weight", "0.fn.to_out.0.bias",
         "1.norm.weight", "1.norm.bias", "1.fn.net.0.weight", "1.fn.net.0.bias", "1.fn.net.3.weight",
@@ -89,7 +90,7 @@ def test_seed_parameter_names_follow_the_reference_layout():
 
 
 def test_parameter_breakdown_adds_up_to_the_total():
-    model = build_model(get_preset("seed").model)
+    model = build_model(get_preset("reference").model)
     parts = parameter_breakdown(model)
     assert sum(parts.values()) == 5_436_678
     assert parts["[CLS] token + position embeddings"] == 9_792
@@ -145,7 +146,7 @@ def test_attention_and_its_weights_match_a_matmul_softmax_reference():
 
 def test_locality_attention_masks_the_diagonal_and_uses_its_learned_temperature():
     torch.manual_seed(0)
-    attn = Attention(dim=20, heads=3, dim_head=8, locality=True).eval()
+    attn = LocalitySelfAttention(dim=20, heads=3, dim_head=8).eval()
     with torch.no_grad():
         attn.temperature.fill_(0.7)  # not the 1/sqrt(d) it starts at, so a fixed scale would differ
     x = torch.randn(2, 7, 20)
@@ -231,4 +232,4 @@ def test_an_old_hybrid_checkpoint_config_is_refused_in_one_line():
 )
 def test_impossible_configs_are_one_clear_error(changes, message):
     with pytest.raises(LabError, match=re.escape(message)):
-        ViTConfig(**changes)
+        replace(get_preset("fast").model, **changes)

@@ -1,0 +1,33 @@
+"""Text a student controls (class-folder names, data paths, strings stored in a checkpoint), made safe where it is
+shown: in Markdown, which the report renders as HTML a grader opens; on a terminal; in a CSV a spreadsheet opens.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+# Markdown's punctuation that could make emphasis, a link or an image, a table cell, code or strike-through mid-line
+# (where labkit puts student text); < > & are escaped as HTML.
+_MARKDOWN = re.compile(r"([\\`*_\[\]|~])")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0 and C1 controls: newlines, ANSI escapes, bells
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet reads as the start of a formula (OWASP)
+
+
+def markdown(text: object) -> str:
+    """``text`` as literal Markdown: HTML characters escaped (no element or attribute can appear), Markdown's
+    punctuation backslash-escaped (no emphasis, link or table cell), control characters shown as spaces."""
+    return html.escape(_MARKDOWN.sub(r"\\\1", printable(text)), quote=False)
+
+
+def printable(text: object, limit: int = 200) -> str:
+    """``text`` on one line for a terminal or a log: control characters (newlines, ANSI escapes) become spaces,
+    and anything past ``limit`` characters is cut with an ellipsis."""
+    shown = _CONTROL.sub(" ", str(text))
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+
+
+def spreadsheet_cell(text: object) -> str:
+    """``text`` for a CSV cell that a spreadsheet never runs as a formula: a leading ``'`` where it would start one."""
+    shown = printable(text, limit=1000)
+    return "'" + shown if shown.startswith(_FORMULA) else shown

@@ -1,0 +1,81 @@
+"""The settings of one lab run, in one frozen config that the notebooks' settings cell, the command line, the report
+and ``run.train_run`` share; and the file names a run's checkpoints get.
+
+It imports nothing heavy, so the command line checks the settings before torch loads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from labkit.errors import LabError
+from labkit.lab import AUGMENTATIONS, BUILTIN, MODEL_KINDS, PRESET_NAMES, outputs_dir
+
+MAX_ID_BYTES = 100  # of a student id in UTF-8: the file name, its temp and kept variants stay under 255 bytes
+MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit
+
+
+def checkpoint_name(student_id: str, kind: str = "vit") -> str:
+    """The lab's file name for a run's model: ``<student_id>_vit.pth`` (``_cnn.pth`` for the CNN baseline)."""
+    if kind not in MODEL_KINDS:
+        raise LabError(f"unknown model kind {kind!r}; checkpoints are named for one of {', '.join(MODEL_KINDS)}")
+    if not isinstance(student_id, str):
+        raise LabError(f"student id {student_id!r} is a {type(student_id).__name__}; give it as text, e.g. 's1234567'")
+    bad = not student_id or student_id.startswith(".") or any(c in student_id for c in '/\\:*?"<>|')
+    if bad or not student_id.isprintable() or len(student_id.encode()) > MAX_ID_BYTES:
+        shown = student_id[:40].encode("unicode_escape").decode() + ("..." if len(student_id) > 40 else "")
+        raise LabError(
+            f"student id '{shown}' cannot be part of a file name; use up to {MAX_ID_BYTES} letters, digits, - or _"
+        )
+    return f"{student_id}_{kind}.pth"
+
+
+def student_of(path: str | Path) -> str:
+    """The student id a checkpoint's file name gives: ``s1_vit.pth`` -> ``s1``."""
+    stem = Path(path).stem
+    return next((stem.removesuffix(f"_{kind}") for kind in MODEL_KINDS if stem.endswith(f"_{kind}")), stem)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What one run of the lab is: who, on which data, which preset and recipe changes, which seed, where to save.
+    In a notebook each field is a variable of the settings cell, its name in capitals (``STUDENT_ID``, ...)."""
+
+    student_id: str = "student_id"  # names the checkpoint: <student_id>_vit.pth
+    data: str = BUILTIN  # a folder of class folders, a .zip of one, an .npz, an idx set, or the built-in digits
+    preset: str = "fast"  # the model and its recipe (presets.py)
+    epochs: int | None = None  # None: the preset's own
+    augment: str | None = None  # None: the preset's own; else one of lab.AUGMENTATIONS
+    seed: int = 0  # the training seed; the split has its own, so changing this never moves an image
+    outputs: str | None = None  # the folder for checkpoints; None: lab.outputs_dir()
+
+    def __post_init__(self) -> None:
+        checkpoint_name(self.student_id)
+        object.__setattr__(self, "data", str(self.data))
+        if self.preset not in PRESET_NAMES:
+            raise LabError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESET_NAMES)}")
+        if self.augment is not None and self.augment not in AUGMENTATIONS:
+            raise LabError(f"unknown augmentation {self.augment!r}; choose one of {', '.join(AUGMENTATIONS)} or None")
+        if self.epochs is not None and (not isinstance(self.epochs, int) or self.epochs < 1):
+            raise LabError(f"epochs={self.epochs!r}: give a whole number of at least 1, or None for the preset's")
+        if not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise LabError(f"seed={self.seed!r}: give a whole number from 0 to {MAX_SEED}")
+        if self.outputs is not None:
+            object.__setattr__(self, "outputs", str(self.outputs))
+
+    @classmethod
+    def from_cell(cls, namespace: dict) -> RunConfig:
+        """The settings cell's variables (``STUDENT_ID``, ``DATA``, ...), checked."""
+        missing = [f.name.upper() for f in fields(cls) if f.name.upper() not in namespace]
+        if missing:
+            raise LabError(f"the settings cell lacks {', '.join(missing)}; run it, or restore it from git")
+        return cls(**{f.name: namespace[f.name.upper()] for f in fields(cls)})
+
+    def cell_values(self) -> dict[str, object]:
+        """The settings cell's variables for these settings: what the report writes into each notebook."""
+        return {f.name.upper(): getattr(self, f.name) for f in fields(self)}
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.outputs) if self.outputs is not None else outputs_dir()

@@ -1,0 +1,102 @@
+"""The small-data extras of the lab's ViT, each a replacement for one part of ``vit.py``'s model.
+
+- Shifted patch tokenization (SPT) and locality self-attention (LSA), from Lee, Lee & Song, "Vision Transformer for
+  Small-Size Datasets" (2021): a patch embedding whose tokens also see their neighbours, and an attention with a
+  learned temperature that cannot stay on the token itself.
+- The paper's hybrid (Dosovitskiy et al., §3.1): a small CNN's feature map, read as 1x1 patches, as the tokens.
+
+``build_vit`` puts the ones a config asks for into the paper's ViT; the rest of the model is unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from labkit.cnn import conv_bn_relu
+from labkit.vit import Attention, ViT, ViTConfig, patchify
+
+STEM_STAGES = {1: 0, 2: 1, 4: 2}  # conv-stem stride -> number of (max-pool, conv) stages after the first conv
+SPT_COPIES = 5  # the image and its four diagonal shifts
+
+
+class ShiftedPatches(nn.Module):
+    """SPT's cut: the image and four copies shifted half a patch diagonally are stacked as channels before patching,
+    so each patch vector also carries the edges of its neighbours: (b, N, 5 * p * p * c). One token per patch, as
+    in the plain cut."""
+
+    def __init__(self, patch_size: int):
+        super().__init__()
+        self.shift = max(1, patch_size // 2)
+        self.patchify = patchify(patch_size)
+
+    def stacked(self, img: torch.Tensor) -> torch.Tensor:
+        """The image and its four diagonal shifts, stacked as channels: (b, 5c, H, W)."""
+        s = self.shift
+        # F.pad with a negative amount crops: each copy moves s pixels along one diagonal, zero-filled.
+        shifted = (F.pad(img, pad) for pad in ((s, -s, s, -s), (-s, s, s, -s), (s, -s, -s, s), (-s, s, -s, s)))
+        return torch.cat((img, *shifted), dim=1)
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        return self.patchify(self.stacked(img))
+
+
+def shifted_patch_embedding(c: ViTConfig) -> nn.Sequential:
+    """SPT's embedding: the shifted cut, a LayerNorm over the stacked patch (Lee et al., Eq. 3), then the Linear."""
+    patch_dim = SPT_COPIES * c.channels * c.patch_size**2
+    return nn.Sequential(ShiftedPatches(c.patch_size), nn.LayerNorm(patch_dim), nn.Linear(patch_dim, c.dim))
+
+
+class ConvStem(nn.Module):
+    """The hybrid's cut: a small CNN whose feature map, read as 1x1 patches, gives one ``width``-long vector per
+    location: (b, (H / stride) * (W / stride), width)."""
+
+    def __init__(self, channels: int, width: int, stride: int):
+        super().__init__()
+        layers = conv_bn_relu(channels, width)
+        for _ in range(STEM_STAGES[stride]):
+            layers += [nn.MaxPool2d(2), *conv_bn_relu(width, width)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        return rearrange(self.net(img), "b c h w -> b (h w) c")
+
+
+def hybrid_embedding(c: ViTConfig) -> nn.Sequential:
+    """The hybrid's embedding: the conv stem's vectors projected to ``dim``."""
+    return nn.Sequential(ConvStem(c.channels, c.conv_stem, c.patch_size), nn.Linear(c.conv_stem, c.dim))
+
+
+class LocalitySelfAttention(Attention):
+    """LSA: the softmax temperature is learned (it starts at the plain 1/√d_head) and each token's score with itself
+    is masked, so attention goes to *other* tokens and can sharpen where small data would leave it flat."""
+
+    def __init__(self, dim: int, heads: int = 8, dim_head: int = 64, dropout: float = 0.0):
+        super().__init__(dim, heads, dim_head, dropout)
+        self.temperature = nn.Parameter(torch.tensor(math.log(self.scale)))
+
+    @staticmethod
+    def allowed(n: int, device: torch.device) -> torch.Tensor:
+        """Which (query, key) pairs may attend: every pair but a token with itself."""
+        return ~torch.eye(n, dtype=torch.bool, device=device)
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        # SDPA takes a float scale, not a learned tensor: the temperature goes into the queries instead.
+        q, mask = q * self.temperature.exp(), self.allowed(q.shape[-2], q.device)
+        dropout = self.dropout if self.training else 0.0
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, scale=1.0)
+
+    def weights(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, _ = self.qkv(x)
+        scores = q @ k.transpose(-1, -2) * self.temperature.exp()
+        return scores.masked_fill(~self.allowed(x.shape[1], x.device), float("-inf")).softmax(dim=-1)
+
+
+def build_vit(c: ViTConfig) -> ViT:
+    """The paper's ViT with the extras ``c`` asks for."""
+    embedding = hybrid_embedding(c) if c.conv_stem else shifted_patch_embedding(c) if c.shifted_patches else None
+    return ViT(c, embedding, LocalitySelfAttention if c.locality_attention else Attention)

@@ -1,0 +1,48 @@
+"""The tuning tools in benchmarks/ against the tables they shipped: the default is the candidate they chose, and
+the notebook's sweep tables hold every variant the full sweep runs."""
+
+import pytest
+from candidates import CANDIDATES, standard_error, verdict
+from sweep import FULL_SWEEP
+
+from labkit import results, sweep
+from labkit.models import build_model, count_parameters
+from labkit.presets import get_preset
+
+
+@pytest.mark.parametrize("hard", [False, True])
+def test_the_shipped_sweep_tables_hold_every_variant_of_the_full_sweep(hard):
+    table = sweep.read_table(hard=hard)
+    assert [r["variant"] for r in table] == [v.name for v in FULL_SWEEP]
+    assert set(table[0]) == set(sweep.COLUMNS)
+    assert all(0 < float(r["val_accuracy"]) <= 1 and int(r["params"]) > 0 for r in table)
+
+
+def test_the_shipped_default_is_the_candidate_marked_and_no_candidate_beats_it_beyond_noise():
+    rows = results.read(results.CANDIDATES)
+    assert [r["candidate"] for r in rows] == list(CANDIDATES)
+    defaults = [r for r in rows if r["default"] == "True"]
+    assert len(defaults) == 1, f"candidates.csv marks {len(defaults)} defaults"
+    default = defaults[0]
+    fast = get_preset("fast")
+    assert int(default["params"]) == count_parameters(build_model(fast.model))
+    assert f"{fast.train.epochs} epochs" in default["candidate"]
+    assert f"**{default['candidate']} (default)**" in results.candidates()
+    assert "a tie" in verdict(rows) or "the default leads" in verdict(rows), verdict(rows)
+
+
+def row(name, digits, large, std, default=False):
+    return {"candidate": name, "default": str(default), "params": "1", "worse_mean": str(min(digits, large)),
+            "builtin_mean": str(digits), "builtin_std": "0.01", "builtin_seeds": "5", "hard_mean": "0.8",
+            "hard_std": "0.01", "hard_seeds": "5", "hard_large_mean": str(large), "hard_large_std": str(std),
+            "hard_large_seeds": "4"}  # fmt: skip
+
+
+def test_the_verdict_reads_the_lead_in_standard_errors_of_the_worse_set():
+    assert standard_error(row("A", 0.98, 0.887, 0.004)) == pytest.approx(0.004 / 2)  # clothes is worse: 4 seeds
+    tied = verdict([row("A", 0.98, 0.887, 0.003, default=True), row("B", 0.98, 0.886, 0.003)])
+    assert tied == "the default and B are within noise (+0.5 standard errors): a tie"
+    clear = verdict([row("A", 0.98, 0.887, 0.003, default=True), row("B", 0.98, 0.877, 0.003)])
+    assert clear == "the default leads B by +4.7 standard errors"
+    behind = verdict([row("A", 0.98, 0.877, 0.003, default=True), row("B", 0.98, 0.887, 0.003)])
+    assert behind == "the default trails B by -4.7 standard errors"

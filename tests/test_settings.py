@@ -1,0 +1,44 @@
+"""One run's settings: checked once, shared by the settings cell, the command line and the report."""
+
+import pytest
+
+from labkit.errors import LabError
+from labkit.settings import RunConfig, checkpoint_name, student_of
+
+
+def test_the_settings_cell_and_the_config_hold_the_same_settings():
+    settings = RunConfig(student_id="s1", data="data/mine", preset="reference", epochs=20, augment="none", seed=3)
+    cell = settings.cell_values()
+    assert list(cell) == ["STUDENT_ID", "DATA", "PRESET", "EPOCHS", "AUGMENT", "SEED", "OUTPUTS"]
+    assert RunConfig.from_cell(cell | {"unrelated": 1}) == settings
+    with pytest.raises(LabError, match="the settings cell lacks SEED"):
+        RunConfig.from_cell({k: v for k, v in cell.items() if k != "SEED"})
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"seed": -1}, "seed=-1: give a whole number from 0 to 4294967295"),
+        ({"seed": 2**32}, "seed=4294967296: give a whole number from 0 to 4294967295"),
+        ({"epochs": 0}, "epochs=0: give a whole number of at least 1"),
+        ({"preset": "seed"}, "unknown preset 'seed'"),
+        ({"augment": "flip"}, "unknown augmentation 'flip'"),
+        ({"student_id": 1234567}, "student id 1234567 is a int; give it as text"),
+    ],
+)
+def test_bad_settings_are_one_clear_error(changes, message):
+    with pytest.raises(LabError, match=message):
+        RunConfig(**changes)
+
+
+def test_one_function_names_every_checkpoint_and_reads_the_student_back():
+    assert checkpoint_name("s1") == "s1_vit.pth" and checkpoint_name("s1", "cnn") == "s1_cnn.pth"
+    assert student_of("handin/s1_vit.pth") == student_of("s1_cnn.pth") == "s1"
+    assert student_of("notes.pth") == "notes"
+
+
+def test_a_student_id_is_limited_in_bytes_not_characters():
+    """100 emoji are 400 bytes: too long for a file name with its temp and kept variants."""
+    assert checkpoint_name("é" * 50) == "é" * 50 + "_vit.pth"
+    with pytest.raises(LabError, match="cannot be part of a file name"):
+        checkpoint_name("😀" * 30)
