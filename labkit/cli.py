@@ -232,12 +232,21 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
+    import shutil
+
     from labkit.models import build_model, fit_to_data
     from labkit.presets import get_preset
-    from labkit.summary import render, summarize
+    from labkit.summary import column_width, render, summarize
 
     config = get_preset(args.preset).model
     if args.num_classes is not None and args.num_classes < 2:
         raise LabError(f"--num-classes {args.num_classes}: a classifier needs at least 2 classes")
-    print(render(summarize(build_model(fit_to_data(config, args.num_classes or config.num_classes)))))
+    terminal = shutil.get_terminal_size((150, 24)).columns  # piped output keeps the lab's 150 columns
+    model = build_model(fit_to_data(config, args.num_classes or config.num_classes))
+    table = render(summarize(model, col_width=column_width(terminal)))
+    print(table)
+    width = max(len(line) for line in table.splitlines())
+    if width > terminal:
+        print(f"(the table is {width} characters wide, the terminal {terminal}: widen the terminal, or read it with "
+              "`python -m labkit summary | less -S`)", file=sys.stderr)  # fmt: skip
     return 0

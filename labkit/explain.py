@@ -54,6 +54,12 @@ def cls_attention(maps: list[torch.Tensor], grid: int, block: int = -1) -> torch
     return maps[block][:, 0, 1:].reshape(-1, grid, grid)
 
 
+def cls_to_itself(maps: list[torch.Tensor], block: int = -1) -> torch.Tensor:
+    """The weight the [CLS] token keeps on itself in one block, per head: what ``cls_attention``'s maps leave out
+    (they and it sum to 1)."""
+    return maps[block][:, 0, 0]
+
+
 def attention_rollout(maps: list[torch.Tensor], grid: int) -> torch.Tensor:
     """Abnar & Zuidema (2020): multiply the head-averaged attention of every block, each mixed with the
     identity for the residual path, and read the [CLS] row: what the class token draws on, overall."""
@@ -94,6 +100,22 @@ def locality(similarity: torch.Tensor) -> tuple[float, float]:
     distance = torch.cdist(cells, cells)
     flat = similarity.reshape(g * g, g * g)
     return flat[(distance > 0) & (distance <= 1)].mean().item(), flat[distance >= 2].mean().item()
+
+
+def tokens_sentence(config: ViTConfig) -> str:
+    """How the patch embedding turns one image into tokens, with this config's numbers: the grid, the values per
+    patch (with SPT, the patch and its four shifted copies), the width, the sequence and the position table."""
+    p, size, c, g = config.patch_size, config.image_size, config.channels, config.grid
+    values = p * p * c
+    spt = (
+        f", **{5 * values} values** with SPT (the patch and its four shifted copies)" if config.shifted_patches else ""
+    )
+    return (
+        f"With patch size {p}, a {size}×{size} image becomes a **{g}×{g} grid = {g * g} patches**, each flattened to "
+        f"{p}·{p}·{c} = {values} values{spt}, projected to **{config.dim}** dimensions; with the [CLS] token "
+        f"(position 0) the Transformer reads **{g * g + 1} tokens**, and the position table is {g * g + 1} × "
+        f"{config.dim}."
+    )
 
 
 def spt_copies(config: ViTConfig, image: torch.Tensor) -> torch.Tensor | None:
@@ -173,6 +195,7 @@ def equation_shapes(model: ViT, images: torch.Tensor) -> str:
     tokens = model.to_patch_embedding(images)
     z0 = model.embed(images)
     zl = model.forward_features(images)
+    norm, classifier = model.mlp_head
     steps = [
         ("images", images),
         ("patches x_p", patches),
@@ -180,7 +203,8 @@ def equation_shapes(model: ViT, images: torch.Tensor) -> str:
         ("z_0 ([CLS] + E_pos)", z0),
         ("z_L (after all blocks)", zl),
         ("z_L^0 ([CLS])", zl[:, 0]),
-        ("y (class scores)", model.forward_head(zl)),
+        ("y = LN(z_L^0) (Eq. 4)", norm(zl[:, 0])),
+        ("class scores (head on y)", classifier(norm(zl[:, 0]))),
     ]
     return "\n".join(f"{name:>24}: {tuple(t.shape)}" for name, t in steps)
 

@@ -12,6 +12,7 @@ BASELINE = 0.60  # the lab's pass mark: test accuracy must beat 60%
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"  # the four lab notebooks, in a clone of the lab
 NOTEBOOK_GLOB = "[0-9]*.ipynb"  # 01_data ... 04_qa, in the order a student runs them
 BADGE_TAG, BOOTSTRAP_TAG, PARAMETERS_TAG = "colab-badge", "bootstrap", "parameters"
+TRAINING_LOG_TAG = "training-log"  # the cell that prints the lab's log: folded in the hand-in report
 BUILTIN = "builtin"  # the SOURCE of the data that ships with labkit
 PRESET_NAMES = ("fast", "reference", "cnn", "hybrid")  # presets.PRESETS, in this order (checked there)
 VIT_PRESET_NAMES = (
@@ -24,14 +25,36 @@ MODEL_KINDS = ("vit", "cnn")  # models.MODEL_KINDS (checked there): a checkpoint
 # "shift": small random translations, label-preserving for any lab data. "shift+flip" adds left-right mirror images:
 # for data whose classes survive a mirror (clothes, textures), never for digits or letters (a mirrored 2 is no 2).
 AUGMENTATIONS = ("none", "shift", "shift+flip")
+# What the training images are under each augmentation, for sentences about a run.
+AUGMENTED_IMAGES = {
+    "none": "the training images as they are",
+    "shift": "the training images shifted by up to 2 pixels",
+    "shift+flip": "the training images shifted by up to 2 pixels and mirrored half the time",
+}
+
+
+def lab_root() -> Path | None:
+    """The top of the lab's folder when labkit runs from a clone of it; None for an installed labkit (Colab)."""
+    root = NOTEBOOKS.parent
+    return root if (root / "pyproject.toml").is_file() else None
 
 
 def outputs_dir() -> Path:
     """Where checkpoints go unless told otherwise, from the command line and the notebooks alike: ``outputs/`` at the
     top of the lab's folder when labkit runs from a clone, else ``outputs/`` in the working folder (Colab, or an
     installed labkit)."""
-    root = NOTEBOOKS.parent
-    return root / "outputs" if (root / "pyproject.toml").is_file() else Path("outputs")
+    root = lab_root()
+    return root / "outputs" if root else Path("outputs")
+
+
+def search_paths(path: Path) -> list[Path]:
+    """Where a relative path that a student gives (a data folder, a zip) is looked for, in order: the working folder,
+    then, in a clone, the top of the lab's folder, so that ``data/<name>`` means the same from the command line at
+    the top and from a notebook, whose kernel runs in ``notebooks/``."""
+    root = lab_root()
+    if path.is_absolute() or root is None or Path.cwd().resolve() == root.resolve():
+        return [path]
+    return [path, root / path]
 
 
 def lab_notebooks() -> list[Path]:

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -98,35 +97,42 @@ def patch_grid(image: torch.Tensor, patch_size: int, shifted: torch.Tensor | Non
             f"{k * patch_size**2} values)",
             fontsize=10,
         )
-    fig.suptitle(title or "Patchify: pixel (r, c) goes to patch (r // p, c // p)")
+    fig.suptitle(title or "Patchify: pixel (i, j) goes to patch (i // p, j // p)")
     return fig
 
 
-def training_curves(history: History, baseline: float = BASELINE, loss_floor: float | None = None) -> Figure:
-    """Loss and accuracy per epoch, training (measured on the batches as they passed) beside test. ``loss_floor``
-    draws the lowest training loss label smoothing allows."""
+def training_curves(history: History, baseline: float = BASELINE, loss_floor: float | None = None,
+                    augment: str = "shift") -> Figure:  # fmt: skip
+    """Loss and accuracy per epoch, training (measured on the batches as they passed, augmented as ``augment``
+    says) beside test, and the test error on a log axis, where the late epochs' changes show. ``loss_floor`` draws
+    the lowest training loss label smoothing allows."""
     epochs = np.arange(1, len(history.eval_loss) + 1)
-    fig, (loss, acc) = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
-    loss.plot(epochs, history.train_loss, label="training (smoothed targets)")
+    fig, (loss, acc, err) = plt.subplots(1, 3, figsize=(15, 3.8), layout="constrained")
+    loss.plot(epochs, history.train_loss, label="training" + (" (smoothed targets)" if loss_floor else ""))
     loss.plot(epochs, history.eval_loss, label="test (plain targets)")
-    if loss_floor is not None:
+    if loss_floor:
         loss.axhline(loss_floor, color="gray", ls=":", label=f"floor under smoothing ({loss_floor:.3f})")
-    loss.set(title="Loss per epoch", xlabel="epoch", ylabel="cross-entropy (nats)")
+    loss.set(title="Loss per epoch", xlabel="epoch", ylabel="cross-entropy (nats)", ylim=(0, None))
     loss.legend()
     if history.train_accuracy:
-        acc.plot(epochs, np.array(history.train_accuracy) * 100, label="training (shifted images, as they passed)")
+        words = {"none": "as they passed", "shift": "shifted, as they passed", "shift+flip": "shifted and mirrored"}
+        acc.plot(epochs, np.array(history.train_accuracy) * 100, label=f"training ({words[augment]})")
     acc.plot(epochs, np.array(history.eval_accuracy) * 100, label="test")
     acc.axhline(baseline * 100, color="tab:red", ls="--", label=f"{baseline:.0%} baseline")
     acc.set(title="Accuracy per epoch", xlabel="epoch", ylabel="accuracy (%)", ylim=(0, 100))
     acc.legend(loc="lower right")
-    for ax in (loss, acc):
+    error = np.maximum(100 - np.array(history.eval_accuracy) * 100, 1e-2)
+    err.plot(epochs, error, color="tab:orange")
+    err.set_yscale("log")
+    err.set(title="Test error per epoch (log axis)", xlabel="epoch", ylabel="test error (%, log scale)")
+    for ax in (loss, acc, err):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlim(0.5, len(epochs) + 0.5)
     return fig
 
 
 def confusion(matrix: torch.Tensor, classes: list[str]) -> Figure:
-    """The confusion matrix (rows: true class) beside per-class accuracy, its axis zoomed to the values."""
+    """The confusion matrix (rows: true class) beside per-class accuracy on an axis from 0 to 100%."""
     m = matrix.numpy()
     per_class = m.diagonal() / np.maximum(m.sum(1), 1) * 100
     fig, (ax, bars) = plt.subplots(
@@ -143,10 +149,9 @@ def confusion(matrix: torch.Tensor, classes: list[str]) -> Figure:
     bars.barh(range(len(classes)), per_class, color="tab:blue")
     for i, value in enumerate(per_class):  # inside the bar's end, so the axis can stop at 100%
         bars.text(value, i, f"{value:.1f}% ", va="center", ha="right", fontsize=9, color="white")
-    bars.set_yticks(range(len(classes)), classes)
+    bars.set_yticks(range(len(classes)), [f"{c} ({n})" for c, n in zip(classes, m.sum(1), strict=True)])
     bars.invert_yaxis()
-    low = max(0.0, np.floor(per_class.min() / 5) * 5 - 5)
-    bars.set(xlim=(low, 100), xlabel=f"accuracy (%, axis from {low:.0f})", title="Per-class accuracy (test split)")
+    bars.set(xlim=(0, 100), xlabel="accuracy (%)", title="Per-class accuracy (test split; images per class)")
     return fig
 
 
@@ -193,28 +198,31 @@ def position_similarity(sims: list[torch.Tensor], titles: list[str]) -> Figure:
     return fig
 
 
-def attention(image: torch.Tensor, heads: torch.Tensor, rollout: torch.Tensor, patch_size: int, title: str) -> Figure:
-    """The input with its patch grid, the [CLS] token's attention per head in the last block on one shared colour
-    scale, and the rollout over all blocks as a multiple of uniform attention (1 = every patch alike)."""
+def attention(image: torch.Tensor, heads: torch.Tensor, to_itself: torch.Tensor, rollout: torch.Tensor,
+              patch_size: int, title: str) -> Figure:  # fmt: skip
+    """The input with its patch grid; the [CLS] token's attention to each patch per head in the last block, each head
+    on its own colour scale (its largest weight named in its title, beside the weight [CLS] keeps on itself, which
+    the map leaves out); and the rollout over all blocks as a multiple of an even share, on a log scale that is
+    symmetric around 1 (halved and doubled look alike)."""
     n, g = heads.shape[0], heads.shape[-1]
-    fig, axes = plt.subplots(1, n + 2, figsize=(2.2 * (n + 2) + 1.5, 3.0), layout="constrained")
+    fig, axes = plt.subplots(1, n + 2, figsize=(2.3 * (n + 2) + 1.5, 3.2), layout="constrained")
     axes[0].imshow(image[0], cmap="gray")
     for k in range(1, g):
         axes[0].axhline(k * patch_size - 0.5, color="tab:red", lw=0.6)
         axes[0].axvline(k * patch_size - 0.5, color="tab:red", lw=0.6)
     axes[0].set_title("input, its patches")
-    shared = axes[1 : n + 1]
-    top = heads.max().item()
-    for h, ax in enumerate(shared):
-        image_h = ax.imshow(heads[h], cmap="magma", vmin=0, vmax=top)
-        ax.set_title(f"head {h + 1}")
-    fig.colorbar(image_h, ax=list(shared), shrink=0.85, label="attention weight")
-    ratio = rollout / rollout.mean()
-    # White at an even share, each side stretched to its own extreme: a ratio is never negative.
-    norm = TwoSlopeNorm(vcenter=1.0, vmin=min(ratio.min().item(), 0.999), vmax=max(ratio.max().item(), 1.001))
-    rolled = axes[-1].imshow(ratio, cmap="RdBu_r", norm=norm)
-    axes[-1].set_title("rollout ÷ uniform")
-    fig.colorbar(rolled, ax=axes[-1], shrink=0.85, label="× uniform")
+    for h, ax in enumerate(axes[1 : n + 1]):
+        shown = ax.imshow(heads[h], cmap="magma", vmin=0, vmax=heads[h].max().item())
+        ax.set_title(f"head {h + 1}: max {heads[h].max().item():.2f}\n(to [CLS] itself {to_itself[h].item():.2f})",
+                     fontsize=9)  # fmt: skip
+        fig.colorbar(shown, ax=ax, shrink=0.7)
+    ratio = (rollout / rollout.mean()).clamp(min=1e-6)
+    reach = max(float(np.abs(np.log2(ratio.numpy())).max()), 0.05)
+    rolled = axes[-1].imshow(np.log2(ratio.numpy()), cmap="RdBu_r", vmin=-reach, vmax=reach)
+    axes[-1].set_title("rollout ÷ even share")
+    bar = fig.colorbar(rolled, ax=axes[-1], shrink=0.85, label="× even share")
+    ticks = np.linspace(-reach, reach, 5)
+    bar.set_ticks(ticks, labels=[f"{2**t:.2g}×" for t in ticks])
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -223,7 +231,7 @@ def attention(image: torch.Tensor, heads: torch.Tensor, rollout: torch.Tensor, p
 
 
 def comparison(names: list[str], accuracies: list[float], params: list[int], seconds: list[float]) -> Figure:
-    """Models side by side: test accuracy (axis zoomed to the values), parameters, training time; values on bars."""
+    """Models side by side: test accuracy (axis from 0 to 100%), parameters, training time; values on the bars."""
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), layout="constrained")
     colours = ["tab:blue", "tab:orange", "tab:green"][: len(names)]
     values = [np.array(accuracies) * 100, np.array(params), np.array(seconds)]
@@ -234,7 +242,5 @@ def comparison(names: list[str], accuracies: list[float], params: list[int], sec
         ax.bar_label(bars, [fmt.format(x) for x in v], padding=2, fontsize=9)
         ax.set(title=label, ylabel=label)
         ax.set_ylim(0, v.max() * 1.18)
-    low = max(0.0, np.floor(values[0].min() / 5) * 5 - 5)
-    axes[0].set_ylim(low, 100.5)
-    axes[0].set_ylabel(f"test accuracy (%, axis from {low:.0f})")
+    axes[0].set_ylim(0, 105)
     return fig

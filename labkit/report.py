@@ -11,17 +11,29 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
+import bleach
 import nbformat
+from bleach.css_sanitizer import CSSSanitizer
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+from labkit import safe_text
+from labkit.checkpoint import load_checkpoint
 from labkit.errors import LabError
-from labkit.lab import BADGE_TAG, BOOTSTRAP_TAG, NOTEBOOKS, PARAMETERS_TAG, lab_notebooks
+from labkit.lab import (
+    BADGE_TAG,
+    BASELINE,
+    BOOTSTRAP_TAG,
+    NOTEBOOKS,
+    PARAMETERS_TAG,
+    TRAINING_LOG_TAG,
+    lab_notebooks,
+    lab_root,
+)
 from labkit.safe_write import check_writable, shown, write_whole
 from labkit.settings import RunConfig, checkpoint_name
 from labkit.sources import parse_source
@@ -83,13 +95,97 @@ def execute(nb: nbformat.NotebookNode, name: str, cwd: Path, out: TextIO) -> Non
     print(file=out)
 
 
-def to_html(notebooks: list[nbformat.NotebookNode], title: str) -> str:
+# What the report's Markdown and HTML outputs may contain once cleaned: the elements the lab's own cells make
+# (headings, tables, code, images embedded as data), never a script, a handler or a style sheet. nbconvert's own
+# clean_html keeps too few (no headings, no table headers), which would show the report's Markdown as escaped tags.
+REPORT_TAGS = {
+    *bleach.ALLOWED_TAGS,
+    *("p", "div", "span", "pre", "code", "br", "hr", "img", "sup", "sub", "del", "details", "summary"),
+    *("h1", "h2", "h3", "h4", "h5", "h6", "table", "thead", "tbody", "tr", "th", "td"),
+}
+
+
+def _attribute(tag: str, name: str, value: str) -> bool:
+    if name in ("class", "id", "title", "alt", "width", "height"):
+        return True
+    if name == "style":
+        return tag in ("th", "td")  # Markdown tables' column alignment; the CSS sanitizer keeps only text-align
+    if tag == "img" and name == "src":
+        return value.startswith("data:image/")
+    return tag == "a" and name == "href" and value.startswith(("http://", "https://", "#", "mailto:"))
+
+
+def clean_html(element: str | bytes) -> str:
+    """HTML with only REPORT_TAGS and harmless attributes left: the report's replacement for nbconvert's
+    ``clean_html`` filter, which its templates apply to Markdown cells and outputs when sanitising."""
+    text = element.decode() if isinstance(element, bytes) else str(element)
+    return bleach.clean(text, tags=REPORT_TAGS, attributes=_attribute, protocols=["http", "https", "mailto", "data"],
+                        css_sanitizer=CSSSanitizer(allowed_css_properties=["text-align"]))  # fmt: skip
+
+
+def fold_log(text: str, first: int = 3, every: int = 10) -> str:
+    """The lab's training log with most epochs folded away: the first ``first``, every ``every``-th and the last are
+    kept whole, each run of the others becomes one "… epochs a–b …" line; what follows the last epoch is kept."""
+    blocks = re.split(r"(?m)^(?=Epoch \d+/\d+$)", text)
+    head, epochs = blocks[0], blocks[1:]
+    if len(epochs) <= first + 2:
+        return text
+    kept, skipped = [head], []
+    for n, block in enumerate(epochs, 1):
+        if n <= first or n % every == 0 or n == len(epochs):
+            if skipped:
+                kept.append(f"… epochs {skipped[0]}–{skipped[-1]} folded: the full log is below …\n\n")
+                skipped = []
+            kept.append(block)
+        else:
+            skipped.append(n)
+    return "".join(kept)
+
+
+def summary(checkpoint: dict, name: str) -> str:
+    """The report's opening lines, for a grader to scan: student, data, model, final accuracy against the baseline,
+    training time and the checkpoint handed in, read from that checkpoint."""
+    metrics, data, history = checkpoint["metrics"], checkpoint["data"], checkpoint["metrics"]["history"]
+    accuracy, params = metrics["test_accuracy"], sum(t.numel() for t in checkpoint["model_state"].values())
+    sizes = data["sizes"]
+    rows = {
+        "Student": safe_text.markdown(checkpoint["student_id"]),
+        "Data": f"{safe_text.markdown(data['description'])}: {sizes['train']} train / {sizes['test']} test images, "
+        f"{len(checkpoint['classes'])} classes",
+        "Model": f"the {safe_text.markdown(checkpoint['preset'])} preset, a ViT of {params:,} parameters",
+        "Final test accuracy": f"**{accuracy:.2%}**, {'above' if accuracy > BASELINE else 'below'} the "
+        f"{BASELINE:.0%} baseline (the last epoch's, on the test split)",
+        "Training": f"{len(history['eval_accuracy'])} epochs in {history['seconds']:.0f} s",
+        "Checkpoint": f"{safe_text.markdown(name)}, beside this report",
+    }
+    table = "\n".join(f"| {k} | {v} |" for k, v in rows.items())
+    return f"## Summary\n\n| | |\n|---|---|\n{table}"
+
+
+def to_html(notebooks: list[nbformat.NotebookNode], title: str, opening: str | None = None) -> str:
+    """One HTML page of the notebooks as run: the Colab cells left out, ``opening`` (Markdown) first, code cells
+    numbered as shown, and the training log folded with the full log one click away."""
     from nbconvert import HTMLExporter
 
     merged = nbformat.v4.new_notebook(metadata=notebooks[0].metadata)
     merged.metadata["title"] = title
+    if opening:
+        merged.cells.append(nbformat.v4.new_markdown_cell(opening))
     for nb in notebooks:
         merged.cells += [c for c in nb.cells if not {BADGE_TAG, BOOTSTRAP_TAG} & set(c.metadata.get("tags", []))]
+    code = [c for c in merged.cells if c.cell_type == "code"]
+    for n, cell in enumerate(code, 1):
+        cell.execution_count = n
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "execute_result":
+                output["execution_count"] = n
+        if TRAINING_LOG_TAG in cell.metadata.get("tags", []):
+            # The kernel sends a long log in several stdout chunks: folded as one.
+            log = "".join(o["text"] for o in cell.outputs if o.get("name") == "stdout")
+            others = [o for o in cell.outputs if o.get("name") != "stdout"]
+            folded = nbformat.v4.new_output("stream", name="stdout", text=fold_log(log))
+            folded["labkit_full_log"] = log
+            cell.outputs = [folded, *others] if log else others
     # sanitize_html: whatever HTML still reached a Markdown cell or an output is cleaned of scripts and handlers.
     exporter = HTMLExporter(
         sanitize_html=True,
@@ -98,8 +194,18 @@ def to_html(notebooks: list[nbformat.NotebookNode], title: str) -> str:
         embed_images=True,
         extra_template_paths=[str(TEMPLATES)],
     )
+    exporter.register_filter("clean_html", clean_html)
     html, _ = exporter.from_notebook_node(merged)
     return html.replace("⌚", WATCH)
+
+
+def from_lab_root(path: Path) -> Path:
+    """``path`` relative to the top of the lab's folder where it lies inside it, else as it is (absolute)."""
+    root = lab_root()
+    try:
+        return path.relative_to(root.resolve()) if root else path
+    except ValueError:
+        return path
 
 
 def make_report(settings: RunConfig, out: TextIO | None = None) -> Path:
@@ -112,17 +218,21 @@ def make_report(settings: RunConfig, out: TextIO | None = None) -> Path:
     out_dir = settings.out_dir.resolve()
     ckpt = check_writable(out_dir / checkpoint_name(settings.student_id))
     report = check_writable(out_dir / f"{settings.student_id}_lab8_report.html")
-    absolute = replace(settings, data=str(parse_source(settings.data).absolute()), outputs=str(out_dir))
+    # The notebooks run in the hand-in folder, so their checkpoint goes there as "." and the log names just the file;
+    # the data is named from the top of the lab's folder where it lies inside it (where notebooks look too).
+    data = parse_source(settings.data).absolute()
+    shown_data = replace(data, path=from_lab_root(data.path)) if data.kind == "path" else data
+    given = replace(settings, data=str(shown_data), outputs=".")
     paths = lab_notebooks()
     if not paths:
         raise LabError(f"no notebooks in {NOTEBOOKS}; run the report from a clone of the lab")
-    with tempfile.TemporaryDirectory(prefix="labkit-report-") as scratch:
-        executed = []
-        for path in paths:
-            nb = prepare(path, absolute.cell_values())
-            execute(nb, path.name, Path(scratch), out)
-            executed.append(nb)
-    html = to_html(executed, f"Lab 8 report: {settings.student_id}")
+    executed = []
+    for path in paths:
+        nb = prepare(path, given.cell_values())
+        execute(nb, path.name, out_dir, out)
+        executed.append(nb)
+    opening = summary(load_checkpoint(ckpt), ckpt.name)
+    html = to_html(executed, f"Lab 8 report: {settings.student_id}", opening)
     write_whole(report, lambda f: f.write(html.encode("utf-8")), replaceable=lambda _: True, out=out)
     print(f"✓ Report written to {shown(report)} (checkpoint: {shown(ckpt)})", file=out)
     return report

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import BinaryIO, TextIO
 
 from labkit.errors import LabError
+from labkit.lab import lab_root
 
 LOCK_WAIT = 60.0  # seconds to wait for another process writing the same name
 LOCK_STALE = 30.0  # a lock this old with no live process named in it was left by a killed process
@@ -46,11 +47,15 @@ def check_writable(path: str | Path) -> Path:
 
 
 def shown(path: str | Path) -> str:
-    """A path as a user reads it: relative to the working folder when it lies inside it."""
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
-    except (ValueError, OSError):
-        return str(path)
+    """A path as a user reads it: relative to the working folder when it lies inside it, else to the top of the
+    lab's folder (a notebook runs in notebooks/, its checkpoints go to outputs/), else as it is."""
+    root = lab_root()
+    for base in (Path.cwd(), *([root] if root else [])):
+        try:
+            return str(Path(path).resolve().relative_to(base.resolve()))
+        except (ValueError, OSError):
+            continue
+    return str(path)
 
 
 def readable_as_new_file(path: str | Path) -> None:

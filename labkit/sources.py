@@ -28,7 +28,7 @@ from PIL import Image, UnidentifiedImageError
 from torchvision.transforms import v2
 
 from labkit.errors import LabError
-from labkit.lab import BUILTIN
+from labkit.lab import BUILTIN, search_paths
 
 TORCHVISION_SETS = {"mnist": "MNIST", "fashionmnist": "FashionMNIST", "kmnist": "KMNIST"}
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
@@ -82,7 +82,8 @@ def parse_source(source: str | Path) -> Source:
         return Source("builtin")
     if name.lower() in TORCHVISION_SETS and not Path(text).exists():
         return Source("torchvision", name.lower(), Path(folder).expanduser() if folder else None)
-    return Source("path", path=Path(text).expanduser())
+    places = search_paths(Path(text).expanduser())
+    return Source("path", path=next((p for p in places if os.path.lexists(p)), places[0]))
 
 
 def load_source(
@@ -110,9 +111,11 @@ def load_source(
                 f"data source {text!r} is a symbolic link that loops or points nowhere; give the real folder"
             )
         if not path.exists():
+            places = search_paths(Path(text).expanduser())
+            where = " or ".join(str(p.parent.resolve()) for p in places)
             raise LabError(
-                f"data source {text!r} not found: give an existing folder of class subfolders, an .npz file, "
-                f"'{BUILTIN}', or one of {', '.join(TORCHVISION_SETS)}"
+                f"data source {text!r} not found (looked in {where}): give an existing folder of class subfolders, "
+                f"a .zip of one, an .npz file, '{BUILTIN}', or one of {', '.join(TORCHVISION_SETS)}"
             )
         if not path.is_dir() and not path.is_file():
             raise LabError(f"data source {text!r} is {file_kind(path)}; give a folder, a .zip or an .npz file")

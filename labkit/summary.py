@@ -12,7 +12,18 @@ LAB_COLUMNS = ("input_size", "output_size", "num_params", "kernel_size")  # the 
 LAB_DEPTH = 5  # deep enough to show each block's PreNorm -> LayerNorm / Attention / FeedForward
 
 
-def summarize(model: nn.Module, depth: int = LAB_DEPTH, verbose: int = 0) -> torchinfo.ModelStatistics:
+NAME_WIDTH = 52  # torchinfo's layer-name column at the lab's depth, which does not shrink
+COLUMN_WIDTH = 25  # torchinfo's default width of each other column: the lab's table is 150 characters wide
+
+
+def column_width(terminal: int) -> int:
+    """The widest columns that fit a terminal ``terminal`` characters wide, from torchinfo's 25 down to 12 (below
+    that the shapes no longer fit)."""
+    return max(12, min(COLUMN_WIDTH, (terminal - NAME_WIDTH) // len(LAB_COLUMNS)))
+
+
+def summarize(model: nn.Module, depth: int = LAB_DEPTH, verbose: int = 0,
+              col_width: int = COLUMN_WIDTH) -> torchinfo.ModelStatistics:  # fmt: skip
     """torchinfo's summary for one image of the model's input size, on the CPU; ``str()`` gives the table."""
     c = model.config
     return torchinfo.summary(
@@ -20,6 +31,7 @@ def summarize(model: nn.Module, depth: int = LAB_DEPTH, verbose: int = 0) -> tor
         input_size=(1, c.channels, c.image_size, c.image_size),
         col_names=LAB_COLUMNS,
         depth=depth,
+        col_width=col_width,
         device="cpu",
         verbose=verbose,
     )

@@ -11,10 +11,12 @@ The log matches the lab's reference run line for line::
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TextIO
 
 import numpy as np
@@ -101,6 +103,35 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
+def others_running(samples: int = 3, gap: float = 0.003) -> int | None:
+    """How many threads of other processes keep running or waiting for a core (Linux's /proc; None where it cannot
+    tell): the fewest seen in a few samples ``gap`` seconds apart, so a process that only wakes briefly (the notebook
+    server or terminal taking the log line just printed) is not counted; this process's own threads never are."""
+    seen = []
+    try:
+        for i in range(samples):
+            if i:
+                time.sleep(gap)
+            running = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
+            tasks = Path("/proc/self/task").iterdir()
+            ours = sum(1 for t in tasks if (t / "stat").read_text().rsplit(")", 1)[1].split()[0] == "R")
+            seen.append(max(0, running - ours))
+    except (OSError, ValueError, IndexError):
+        return None
+    return min(seen)
+
+
+def cpu_threads(wanted: int) -> int:
+    """Threads for the next epoch on the CPU: ``wanted``, less one per core that other processes keep busy now.
+
+    PyTorch's OpenMP threads spin while they wait for each other, so a thread that has no core of its own stalls
+    the rest: measured on 2 cores (benchmarks/busy_machine.py), three runs at once took 9.6x as long as one run
+    alone with two threads each, and 1.8x with the machine's free cores; a quiet machine keeps every thread."""
+    others = others_running()
+    cores = os.cpu_count() or wanted
+    return wanted if others is None else max(1, min(wanted, cores - others))
+
+
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """Weight decay on the weight matrices only: not on norms, biases, the [CLS] token or the position embeddings
     (the convention of timm and nanoGPT: shrinking those towards zero regularises nothing useful)."""
@@ -155,32 +186,41 @@ def fit(
     def log(line: str) -> None:
         tqdm.write(line, file=out)
 
-    for epoch in range(config.epochs):
-        log(f"\nEpoch {epoch + 1}/{config.epochs}")
-        model.train()
-        # Summed on the device and read once an epoch: a .item() per step would wait for a GPU at every step.
-        total_loss = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        for step, (x, y) in enumerate(train_batches):
-            logits = model(x)
-            loss = criterion(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            total_loss += loss.detach() * len(y)
-            correct += (logits.detach().argmax(1) == y).sum()
-            if step % config.log_every == 0:
-                log(f"Train Step {step}/{steps} - Loss: {loss.item():.4f}")
-            bar.update()
-        history.train_loss.append(total_loss.item() / len(data.train))
-        history.train_accuracy.append(correct.item() / len(data.train))
-        if eval_batches is not None:
-            eval_loss, accuracy = evaluate(model, eval_batches, device)
-            history.eval_loss.append(eval_loss)
-            history.eval_accuracy.append(accuracy)
-            log(f"✓ Evaluation - Avg Loss: {eval_loss:.4f}, Accuracy: {accuracy * 100:.2f}%")
-    bar.close()
+    wanted = torch.get_num_threads()
+    on_cpu = torch.device(device).type == "cpu"
+    try:
+        for epoch in range(config.epochs):
+            threads = cpu_threads(wanted) if on_cpu else wanted  # each epoch: other runs may have started or ended
+            if threads != torch.get_num_threads():  # only on a change: setting it every epoch cost ~9% when quiet
+                torch.set_num_threads(threads)
+            log(f"\nEpoch {epoch + 1}/{config.epochs}")
+            model.train()
+            # Summed on the device and read once an epoch: a .item() per step would wait for a GPU at every step.
+            total_loss = torch.zeros((), device=device)
+            correct = torch.zeros((), device=device, dtype=torch.long)
+            for step, (x, y) in enumerate(train_batches):
+                logits = model(x)
+                loss = criterion(logits, y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                total_loss += loss.detach() * len(y)
+                correct += (logits.detach().argmax(1) == y).sum()
+                if step % config.log_every == 0:
+                    log(f"Train Step {step}/{steps} - Loss: {loss.item():.4f}")
+                bar.update()
+            history.train_loss.append(total_loss.item() / len(data.train))
+            history.train_accuracy.append(correct.item() / len(data.train))
+            if eval_batches is not None:
+                eval_loss, accuracy = evaluate(model, eval_batches, device)
+                history.eval_loss.append(eval_loss)
+                history.eval_accuracy.append(accuracy)
+                log(f"✓ Evaluation - Avg Loss: {eval_loss:.4f}, Accuracy: {accuracy * 100:.2f}%")
+        bar.close()
+    finally:
+        if torch.get_num_threads() != wanted:
+            torch.set_num_threads(wanted)
     history.seconds = time.perf_counter() - start
     log(f"⌚ Total training time: {history.seconds:.2f} seconds")
     return history

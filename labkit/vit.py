@@ -38,7 +38,9 @@ class ViTConfig:
     shifted_patches: bool = False  # SPT (Lee et al. 2021), small_data.py: tokens also see their neighbours
     locality_attention: bool = False  # LSA (Lee et al. 2021), small_data.py: learned temperature, no self-attention
     conv_stem: int = 0  # > 0: the paper's hybrid (§3.1), small_data.py: a conv stem of this width cuts the "patches"
-    embedding_init_std: float = 1.0  # [CLS] and positions start N(0, std^2): 1 in the lab's code, 0.02 in the paper's
+    # [CLS] and positions start N(0, std^2): std 1 in the lab's code; the paper's code starts the positions at std 0.02
+    # and [CLS] at zeros.
+    embedding_init_std: float = 1.0
 
     def __post_init__(self) -> None:
         sizes = ("image_size", "patch_size", "channels", "num_classes", "dim", "depth", "heads", "dim_head", "mlp_dim")

@@ -1,5 +1,6 @@
 """``python -m labkit`` end to end, in a temporary folder, as a user runs it."""
 
+import os
 import subprocess
 import sys
 
@@ -109,3 +110,12 @@ def test_checkpoints_go_to_the_clones_outputs_folder_from_anywhere(tmp_path, mon
 
     monkeypatch.chdir(tmp_path)
     assert outputs_dir() == NOTEBOOKS.parent / "outputs"
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_summary_fits_the_terminal_or_says_how_to_read_it(columns):
+    result = subprocess.run([sys.executable, "-m", "labkit", "summary"], capture_output=True, text=True, timeout=120,
+                            env=os.environ | {"COLUMNS": str(columns)})  # fmt: skip
+    width = max(len(line) for line in result.stdout.splitlines())
+    assert result.returncode == 0 and (width <= columns or "less -S" in result.stderr), (width, result.stderr)
+    assert "Total params: 142,246" in result.stdout

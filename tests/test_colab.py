@@ -88,7 +88,7 @@ def uninstall(python: Path) -> None:
 
 
 def test_the_notebooks_bootstrap_cell_is_the_generated_one():
-    assert cell(BOOTSTRAP_TAG).startswith("# Colab only")
+    assert cell(BOOTSTRAP_TAG).startswith("# @title Colab setup")
 
 
 def test_with_the_repository_address_set_it_installs_from_git(python, tmp_path):

@@ -220,7 +220,7 @@ def bad_inputs(tmp: Path):
     )
     (tmp / "table.csv").write_text("1,2,3")
     return [
-        ("missing path", tmp / "nowhere", "not found: give an existing folder"),
+        ("missing path", tmp / "nowhere", "not found (looked in"),
         ("no class subfolders", tmp / "flat", "has no class subfolders; lay the images out as"),
         ("class folder without images", tmp / "emptyclass", "class folder(s) ghost in"),
         ("corrupt image", tmp / "corrupt", f"cannot read image {tmp / 'corrupt' / 'dog' / 'broken.png'}"),

@@ -32,7 +32,9 @@ def installed(tmp_path_factory, scratch_env):
     [wheel] = work.glob("labkit-*.whl")
     python = scratch_env(work / "venv")
     site = next((work / "venv").glob("lib/python*/site-packages"))
-    install = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--target", str(site), str(wheel)]
+    # The scratch environment's own pip (borrowed through its .pth): it installs there, and leaves alone the labkit
+    # that this test run's environment has (pip run from this interpreter would uninstall that one first).
+    install = [str(python), "-m", "pip", "install", "--no-deps", "--no-index", str(wheel)]
     done = subprocess.run(install, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     return python, site

@@ -16,7 +16,7 @@ from PIL import Image
 
 from labkit.errors import LabError
 from labkit.lab import NOTEBOOKS
-from labkit.report import make_report
+from labkit.report import fold_log, make_report
 from labkit.settings import RunConfig
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -79,7 +79,7 @@ def test_the_report_shows_one_settings_cell_with_the_values_it_ran_with(report):
 
 def test_the_training_log_names_the_handed_in_file(report):
     html = report[0].read_text()
-    assert f"Model saved as {report[0].parent / 's42_vit.pth'}" in html
+    assert "Model saved as s42_vit.pth" in html
 
 
 def test_report_holds_the_labs_results(report):
@@ -174,3 +174,29 @@ def test_a_failing_notebook_names_the_cell_and_leaves_no_report(tmp_path, snapsh
         )
     assert not (tmp_path / "handin").exists() or not any((tmp_path / "handin").iterdir())
     assert tracked_notebooks() == snapshot, "a failed report must not touch the tracked notebooks"
+
+
+def test_the_report_opens_with_a_summary_numbers_what_it_shows_and_keeps_the_full_log(report):
+    html = report[0].read_text()
+    opening = html[: html.index("Lab 8 · Step 1")]
+    for text in ("Summary", "s42", "Final test accuracy", "baseline", "parameters", "epochs in", "s42_vit.pth"):
+        assert text in opening, text
+    prompts = [int(n) for n in re.findall(r"In\xa0\[(\d+)\]", html)]
+    assert prompts == list(range(1, len(prompts) + 1)), "code cells are numbered as shown, from 1"
+    assert html.count("The full training log") == 1
+
+
+def test_a_long_training_log_keeps_the_first_every_tenth_and_the_last_epoch():
+    log = "".join(f"\nEpoch {e}/75\nTrain Step 0/20 - Loss: 1.0\n✓ Evaluation - Avg Loss: 0.5, Accuracy: 90.00%\n"
+                  for e in range(1, 76)) + "⌚ Total training time: 55.00 seconds\n"  # fmt: skip
+    folded = fold_log(log)
+    kept = [int(n) for n in re.findall(r"^Epoch (\d+)/75$", folded, re.M)]
+    assert kept == [1, 2, 3, 10, 20, 30, 40, 50, 60, 70, 75]
+    assert "… epochs 4–9 folded" in folded and folded.endswith("⌚ Total training time: 55.00 seconds\n")
+
+
+def test_the_reports_markdown_renders_as_elements_not_as_escaped_tags(report):
+    """The sanitiser keeps what the lab's cells make (headings, tables, images) and nothing that runs."""
+    html = report[0].read_text()
+    assert "&lt;h1" not in html and "&lt;table" not in html and "&lt;strong" not in html
+    assert "<h2" in html and "<table" in html and "<th" in html

@@ -42,3 +42,32 @@ def test_a_student_id_is_limited_in_bytes_not_characters():
     assert checkpoint_name("é" * 50) == "é" * 50 + "_vit.pth"
     with pytest.raises(LabError, match="cannot be part of a file name"):
         checkpoint_name("😀" * 30)
+
+
+def test_a_data_path_relative_to_the_lab_works_from_the_notebooks_folder(tmp_path, monkeypatch):
+    """The README's DATA = "data/<name>" from a notebook, whose kernel runs in notebooks/; a missing one says
+    where it was looked for."""
+    import shutil
+    import uuid
+
+    import numpy as np
+    from PIL import Image
+
+    from labkit.lab import NOTEBOOKS, lab_root
+    from labkit.sources import load_source
+
+    if lab_root() is None:
+        pytest.skip("needs a clone of the lab")
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    folder = lab_root() / "data" / name
+    try:
+        for label in ("a", "b"):
+            (folder / label).mkdir(parents=True)
+            for i in range(3):
+                Image.fromarray(np.full((8, 8), 40 * i, dtype=np.uint8)).save(folder / label / f"{i}.png")
+        monkeypatch.chdir(NOTEBOOKS)
+        assert load_source(f"data/{name}", 8).classes == ["a", "b"]
+        with pytest.raises(LabError, match=f"looked in {NOTEBOOKS / 'data'} or {lab_root() / 'data'}"):
+            load_source(f"data/{name}-missing", 8)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

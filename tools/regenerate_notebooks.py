@@ -46,12 +46,8 @@ def colab_needs() -> list[str]:
 
 def badge_source(repo: str, name: str) -> str:
     if not repo:
-        return (
-            "**Open in Colab:** not available yet — this copy of the lab has no public repository address. "
-            "Set `repository` under `[tool.labkit]` in `pyproject.toml`, then run "
-            "`python tools/regenerate_notebooks.py`. Until then, Colab runs these notebooks from an uploaded copy "
-            "of the lab (see the README)."
-        )
+        # The instructor's step (setting the address) is in the README: the notebook a student hands in says none.
+        return "*To run this notebook in Colab, open it from an uploaded copy of the lab, as the README's Colab part says.*"  # noqa: E501
     path = repo.removeprefix("https://github.com/")
     return (
         "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
@@ -60,7 +56,7 @@ def badge_source(repo: str, name: str) -> str:
 
 
 BOOTSTRAP = """\
-# Colab only: make labkit importable there. Locally (and under nbval) this does nothing.
+# @title Colab setup: makes labkit importable in Colab; does nothing elsewhere (click to show the code)
 import sys
 
 IN_COLAB = "google.colab" in sys.modules
@@ -113,6 +109,10 @@ def refresh_header(nb: nbformat.NotebookNode, name: str, repo: str) -> None:
             cell.source = badge_source(repo, name)
         if BOOTSTRAP_TAG in tags:
             cell.source = bootstrap_source(repo)
+            # Folded to its title line, so a notebook opens on the lab: JupyterLab hides the source, Colab shows
+            # a form (the "# @title" line).
+            cell.metadata["jupyter"] = {"source_hidden": True}
+            cell.metadata["cellView"] = "form"
 
 
 def clean(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
