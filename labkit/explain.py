@@ -170,7 +170,7 @@ def position_summary(sims: dict[str, torch.Tensor], change: float) -> str:
     )
     return (
         "\n".join(rows)
-        + f"\n\nTraining changed the position embeddings by {change:.0%} of their starting size. "
+        + f"\n\nTraining changed the position embeddings by {change:.1%} of their starting size. "
         + verdict
     )
 

@@ -114,12 +114,13 @@ def reading(table: list[dict], images: int, preset: str) -> str:
     beyond = [r["variant"] for r in table[1:] if abs(float(r["val_accuracy"]) - base) > margin]
     changes = "; ".join(f"{r['variant']} {(float(r['val_accuracy']) - base) * 100:+.1f} points" for r in table[1:])
     if beyond:
-        found = (f"{', '.join(beyond)} differed from the `{preset}` preset by more than that after 8 epochs. An "
-                 "8-epoch run rewards what learns fastest; the full-length tables below, not this one, say what ends "
-                 "best")  # fmt: skip
+        found = (f"{', '.join(beyond)} differed from the `{preset}` preset by more than that after 8 epochs; but an "
+                 "8-epoch run rewards what learns fastest, so this says which learns faster on this data, not which "
+                 "ends best")  # fmt: skip
     else:
         found = (f"so after 8 epochs no change is distinguishable from the `{preset}` preset on this data: this run "
-                 "cannot rank them, and the full-length tables below are the evidence for the choice")  # fmt: skip
+                 "cannot rank them, and the evidence for the default's choice is the benchmark's full-length runs "
+                 "below, on its own sets")  # fmt: skip
     return (
         f"Against the preset as it is: {changes}. One seed on {images} validation images can move an accuracy "
         f"difference by about ±{margin * 100:.1f} points by chance; {found}."
