@@ -90,7 +90,7 @@ def evaluate_checkpoint(path: str | Path, source: str | None = None, stored_data
             "the test split differs from the one this checkpoint was scored on "
             "(other data or split settings): accuracies are not comparable"
         )
-    elif stored is not None and not (isinstance(stored, (int, float)) and math.isfinite(stored)):
+    elif stored is not None and not (isinstance(stored, int | float) and math.isfinite(stored)):
         result.warnings.append(f"its stored accuracy is not a number ({safe_text.printable(stored, 40)})")
     elif stored is not None and abs(stored - accuracy) > 1e-9:
         result.warnings.append(

@@ -44,7 +44,7 @@ def submissions(paths: list[str | Path]) -> list[Path]:
 
 def fraction(value: object) -> float | None:
     """A stored accuracy as a number in [0, 1], or None if the file stores anything else there."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and 0 <= value <= 1
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and 0 <= value <= 1
     return float(value) if ok else None
 
 
