@@ -29,11 +29,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
 import platform
 import re
-import stat
 import sys
 import time
 import warnings
@@ -54,6 +52,7 @@ from labkit.models import ModelConfig, build_model, config_from_dict, config_to_
 from labkit.presets import get_preset
 from labkit.safe_write import shown, write_whole
 from labkit.settings import student_of
+from labkit.sources import file_kind
 from labkit.train import History, TrainConfig
 
 FORMAT = "labkit-checkpoint"
@@ -166,18 +165,6 @@ def _fingerprint_of(path: Path) -> str | None:
 
 
 MAX_FILE_BYTES = 1 << 30  # 1 GiB: the reference model's checkpoint is about 22 MB
-
-
-def file_kind(path: Path) -> str:
-    """What is at ``path``, in words, for a message about something that is not a regular file."""
-    if not os.path.lexists(path):
-        return "not found"
-    mode = path.stat().st_mode if path.exists() else 0
-    for test, kind in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
-                       (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device")):  # fmt: skip
-        if test(mode):
-            return f"{kind}, not a file"
-    return "a broken link" if path.is_symlink() and not path.exists() else "not a regular file"
 
 
 def _check_archive(path: Path) -> None:
