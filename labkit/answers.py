@@ -100,10 +100,11 @@ def curves_reading(history, recipe, num_classes: int) -> str:
     else:
         loss = "This recipe trains on plain labels (no label smoothing), so both losses measure the same thing."
     final = 100 - history.eval_accuracy[-1] * 100
+    ends = f"it ends at {final:.1f}%" if final else "it ends with no test error (the dotted line)"
     return (
         f"{loss} Training accuracy is counted on {counted}, as the batches passed, so it can trail the test "
-        f"accuracy. The right panel shows the test error on a log axis: it ends at {final:.1f}%, and shows whether it "
-        "was still falling in the last epochs, which the accuracy axis from 0 to 100% squashes."
+        f"accuracy. The right panel shows the test error on a log axis: {ends}, and shows whether it was still "
+        "falling in the last epochs, which the accuracy axis from 0 to 100% squashes."
     )
 
 
@@ -148,7 +149,7 @@ def position_use(accuracy: dict[str, float], meaningful: float = 0.02) -> str:
     set's 540 test images) are read as no reliance."""
     intact = accuracy["intact"]
     drops = {name: intact - acc for name, acc in accuracy.items() if name != "intact"}
-    listed = ", ".join(f"{name}: **{accuracy[name]:.1%}** ({-drop * 100:+.1f} points)" for name, drop in drops.items())
+    listed = ", ".join(f"{n}: **{accuracy[n]:.1%}** ({(accuracy[n] - intact) * 100:+.1f} points)" for n in drops)
     head = f"**Does the model use positions?** Test accuracy with the position embeddings intact: **{intact:.1%}**; "
     head += f"{listed}. "
     worst = max(drops, key=drops.get)

@@ -101,11 +101,12 @@ def patch_grid(image: torch.Tensor, patch_size: int, shifted: torch.Tensor | Non
     return fig
 
 
-def training_curves(history: History, baseline: float = BASELINE, loss_floor: float | None = None,
-                    augment: str = "shift") -> Figure:  # fmt: skip
+def training_curves(history: History, test_images: int, baseline: float = BASELINE,
+                    loss_floor: float | None = None, augment: str = "shift") -> Figure:  # fmt: skip
     """Loss and accuracy per epoch, training (measured on the batches as they passed, augmented as ``augment``
     says) beside test, and the test error on a log axis, where the late epochs' changes show. ``loss_floor`` draws
-    the lowest training loss label smoothing allows."""
+    the lowest training loss label smoothing allows. A log axis has no zero: epochs without a single test error are
+    drawn on a dotted line half an image below the smallest possible error (one of ``test_images``)."""
     epochs = np.arange(1, len(history.eval_loss) + 1)
     fig, (loss, acc, err) = plt.subplots(1, 3, figsize=(15, 3.8), layout="constrained")
     loss.plot(epochs, history.train_loss, label="training" + (" (smoothed targets)" if loss_floor else ""))
@@ -121,10 +122,15 @@ def training_curves(history: History, baseline: float = BASELINE, loss_floor: fl
     acc.axhline(baseline * 100, color="tab:red", ls="--", label=f"{baseline:.0%} baseline")
     acc.set(title="Accuracy per epoch", xlabel="epoch", ylabel="accuracy (%)", ylim=(0, 100))
     acc.legend(loc="lower right")
-    error = np.maximum(100 - np.array(history.eval_accuracy) * 100, 1e-2)
-    err.plot(epochs, error, color="tab:orange")
+    error = 100 - np.array(history.eval_accuracy) * 100
+    none = 50 / test_images
+    err.plot(epochs, np.where(error > none, error, none), color="tab:orange", marker=".")
+    if (error <= none).any():
+        err.axhline(none, color="gray", ls=":", label="no test error")
+        err.legend(loc="upper right")
     err.set_yscale("log")
-    err.set(title="Test error per epoch (log axis)", xlabel="epoch", ylabel="test error (%, log scale)")
+    err.set(title="Test error per epoch (log axis)", xlabel="epoch", ylabel="test error (%, log scale)",
+            ylim=(none / 1.5, 100))  # fmt: skip
     for ax in (loss, acc, err):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlim(0.5, len(epochs) + 0.5)
@@ -171,7 +177,11 @@ def misclassified(x: torch.Tensor, y: torch.Tensor, pred: torch.Tensor, classes:
         ax.imshow(x[i, 0], cmap="gray")
         ax.set_title(f"true {classes[y[i]]}\npred {classes[pred[i]]}", fontsize=8)
     total = (pred != y).sum().item()
-    fig.suptitle(f"Misclassified test images: {len(chosen)} of {total}, taken in turn from each true class")
+    if total:
+        fig.suptitle(f"Misclassified test images: {len(chosen)} shown of {total} (out of {len(y)}), taken in turn "
+                     "from each true class")  # fmt: skip
+    else:
+        fig.suptitle(f"Misclassified test images: none of the {len(y)}")
     return fig
 
 

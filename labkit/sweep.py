@@ -28,7 +28,7 @@ class Variant:
     name: str
     model: dict = field(default_factory=dict)  # changes to the preset's model config
     train: dict = field(default_factory=dict)  # changes to its recipe
-    recipe: str = "fast"  # a word for the table
+    recipe: str = ""  # a word for the table; empty: the swept preset's own recipe
 
 
 # The lab's reference recipe on the preset's model: every training setting of the reference preset but its epochs
@@ -41,6 +41,17 @@ MINI_SWEEP = [  # well under a minute on 2 cores at 8 epochs: patch size and rec
     Variant("dim 32", {"dim": 32, "mlp_dim": 64}),
     Variant("reference recipe", train=REFERENCE_RECIPE, recipe="Adam 3e-4, plain"),
 ]
+
+
+def mini_sweep(preset: str) -> list[Variant]:
+    """MINI_SWEEP for ``preset``: the preset as it is, then each change that changes something in it (the reference
+    recipe is no change to the reference preset)."""
+    p = get_preset(preset)
+    same = (p.model, p.train)
+    return [
+        MINI_SWEEP[0],
+        *(v for v in MINI_SWEEP[1:] if (replace(p.model, **v.model), replace(p.train, **v.train)) != same),
+    ]
 
 
 def run_variant(
@@ -59,7 +70,7 @@ def run_variant(
         "heads": config.heads,
         "patch": config.patch_size,
         "mlp_dim": config.mlp_dim,
-        "recipe": variant.recipe,
+        "recipe": variant.recipe or preset,
         "params": count_parameters(model),
         "val_accuracy": round(history.final_accuracy, 4),
         "seconds": round(history.seconds, 1),
@@ -128,7 +139,7 @@ def reading(table: list[dict], images: int, preset: str) -> str:
 
 
 def markdown(table: list[dict]) -> str:
-    """A sweep table as markdown, each row's validation accuracy also as a change against the default's."""
+    """A sweep table as markdown, each row's validation accuracy also as a change against the first row's."""
     base = float(table[0]["val_accuracy"])
     lines = [
         "| variant | dim | depth | heads | patch | MLP | recipe | params | val acc | Δ (points) | seconds |",
