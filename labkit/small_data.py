@@ -4,6 +4,9 @@
   Small-Size Datasets" (2021): a patch embedding whose tokens also see their neighbours, and an attention with a
   learned temperature that cannot stay on the token itself.
 - The paper's hybrid (Dosovitskiy et al., §3.1): a small CNN's feature map, read as 1x1 patches, as the tokens.
+- Two initialisations that start the model with a locality prior and cost nothing per step: mimetic attention
+  weights (Trockman & Kolter, "Mimetic Initialization of Self-Attention Layers", ICML 2023) and 2-D sine-cosine
+  positions (as MAE, He et al. 2022); training can unlearn both.
 
 ``build_vit`` puts the ones a config asks for into the paper's ViT; the rest of the model is unchanged.
 """
@@ -96,7 +99,65 @@ class LocalitySelfAttention(Attention):
         return scores.masked_fill(~self.allowed(x.shape[1], x.device), float("-inf")).softmax(dim=-1)
 
 
+# Mimetic initialisation's targets (Trockman & Kolter, §4): per head W_q^T W_k = 0.7 Z + 0.7 I, making a token
+# attend to tokens like itself (with sine-cosine positions: to its neighbours); per block W_v^T W_o^T = 0.4 Z - 0.4 I.
+MIMETIC_QK = (0.7, 0.7)
+MIMETIC_VO = (0.4, -0.4)
+
+
+def low_rank_factors(target: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(A, B), each (rank, d), with A^T B the best rank-``rank`` approximation of the (d, d) ``target`` (its SVD);
+    rows past d are zeros."""
+    u, s, vh = torch.linalg.svd(target)
+    r = min(rank, target.shape[0])
+    a, b = torch.zeros(rank, target.shape[0]), torch.zeros(rank, target.shape[0])
+    a[:r], b[:r] = (u[:, :r] * s[:r].sqrt()).T, s[:r, None].sqrt() * vh[:r]
+    return a, b
+
+
+def mimetic_target(d: int, scale: tuple[float, float]) -> torch.Tensor:
+    """alpha Z + beta I, Z ~ N(0, 1/d)."""
+    alpha, beta = scale
+    return alpha * torch.randn(d, d) / math.sqrt(d) + beta * torch.eye(d)
+
+
+@torch.no_grad()
+def mimetic_init(model: ViT) -> None:
+    """Set every attention's q/k/v and output weights so that their products start as MIMETIC_QK and MIMETIC_VO
+    say, drawing Z from torch's global generator (``build_model`` seeds it)."""
+    for attention in (m for m in model.modules() if isinstance(m, Attention)):
+        d, inner = attention.to_qkv.in_features, attention.to_qkv.out_features // 3
+        per_head, w = inner // attention.heads, attention.to_qkv.weight
+        for h in range(attention.heads):
+            q, k = low_rank_factors(mimetic_target(d, MIMETIC_QK), per_head)
+            w[h * per_head : (h + 1) * per_head] = q
+            w[inner + h * per_head : inner + (h + 1) * per_head] = k
+        v, out = low_rank_factors(mimetic_target(d, MIMETIC_VO), inner)
+        w[2 * inner :] = v
+        attention.to_out[0].weight.copy_(out.T)
+
+
+def sincos_positions(grid: int, dim: int) -> torch.Tensor:
+    """MAE's 2-D sine-cosine table, (grid * grid, dim), row by row: half the channels encode the patch's row, half
+    its column, each as the sines and cosines of dim / 4 frequencies from 1 to 1/10000."""
+    omega = 1.0 / 10000 ** (torch.arange(dim // 4) / (dim // 4))
+    rows, cols = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")
+
+    def encode(position: torch.Tensor) -> torch.Tensor:
+        angle = position.flatten()[:, None].float() * omega[None]
+        return torch.cat((angle.sin(), angle.cos()), dim=1)
+
+    return torch.cat((encode(rows), encode(cols)), dim=1)
+
+
 def build_vit(c: ViTConfig) -> ViT:
     """The paper's ViT with the extras ``c`` asks for."""
     embedding = hybrid_embedding(c) if c.conv_stem else shifted_patch_embedding(c) if c.shifted_patches else None
-    return ViT(c, embedding, LocalitySelfAttention if c.locality_attention else Attention)
+    model = ViT(c, embedding, LocalitySelfAttention if c.locality_attention else Attention)
+    if c.mimetic_init:
+        mimetic_init(model)
+    if c.sincos_positions:
+        with torch.no_grad():
+            model.pos_embedding[0, 0] = 0.0  # [CLS] has no place on the grid
+            model.pos_embedding[0, 1:] = sincos_positions(c.grid, c.dim)
+    return model

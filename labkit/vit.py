@@ -41,6 +41,11 @@ class ViTConfig:
     # [CLS] and positions start N(0, std^2): std 1 in the lab's code; the paper's code starts the positions at std 0.02
     # and [CLS] at zeros.
     embedding_init_std: float = 1.0
+    # Locality priors put in at initialisation only, at no cost per step (small_data.py): attention weights started
+    # as mimetic initialisation has them (Trockman & Kolter, ICML 2023), and positions started at the 2-D sine-cosine
+    # table of MAE (He et al., 2022), so that neighbouring patches start alike.
+    mimetic_init: bool = False
+    sincos_positions: bool = False
 
     def __post_init__(self) -> None:
         sizes = ("image_size", "patch_size", "channels", "num_classes", "dim", "depth", "heads", "dim_head", "mlp_dim")
@@ -62,6 +67,8 @@ class ViTConfig:
                 f"invalid ViT config: a conv stem (conv_stem={self.conv_stem}) needs conv_stem >= 0 and patch_size "
                 f"1, 2 or 4 (its stride-2 stages), not {self.patch_size}"
             )
+        if self.sincos_positions and self.dim % 4:
+            raise LabError(f"invalid ViT config: sine-cosine positions need dim divisible by 4, not {self.dim}")
         if self.conv_stem and self.shifted_patches:
             raise LabError("invalid ViT config: choose a conv stem or shifted patches, not both")
 

@@ -6,9 +6,10 @@ from dataclasses import replace
 import pytest
 import torch
 
+from labkit import explain
 from labkit.errors import LabError
 from labkit.explain import attention_maps
-from labkit.models import build_model, config_from_dict
+from labkit.models import build_model, config_from_dict, fit_to_data
 from labkit.presets import PRESETS, VIT_PRESETS, get_preset
 from labkit.small_data import ConvStem, LocalitySelfAttention
 from labkit.summary import parameter_breakdown, summarize
@@ -233,3 +234,27 @@ def test_an_old_hybrid_checkpoint_config_is_refused_in_one_line():
 def test_impossible_configs_are_one_clear_error(changes, message):
     with pytest.raises(LabError, match=re.escape(message)):
         replace(get_preset("fast").model, **changes)
+
+
+def test_mimetic_init_starts_each_head_near_its_target_products():
+    from labkit.small_data import MIMETIC_QK, MIMETIC_VO
+
+    config = replace(fit_to_data(get_preset("fast").model, 6), mimetic_init=True, depth=1)
+    attention = build_model(config, seed=0).transformer.layers[0][0].fn
+    w, inner = attention.to_qkv.weight.detach(), config.heads * config.dim_head
+    q, k = w[: config.dim_head], w[inner : inner + config.dim_head]
+    # A rank-16 product of a 64x64 target keeps its identity part as a positive diagonal, and the value-output
+    # product (full rank here: 4 x 16 = 64) is the target itself, whose diagonal averages -0.4.
+    assert (q.T @ k).diagonal().mean() > 0.2 * MIMETIC_QK[1]
+    vo = w[2 * inner :].T @ attention.to_out[0].weight.detach().T
+    assert vo.diagonal().mean().item() == pytest.approx(MIMETIC_VO[1], abs=0.05)
+
+
+def test_sincos_positions_make_neighbouring_patches_alike_from_the_start():
+    config = replace(fit_to_data(get_preset("fast").model, 6), sincos_positions=True)
+    model = build_model(config, seed=0)
+    sim = explain.position_similarity(model)  # (g, g, g, g)
+    assert sim[3, 3, 3, 4] > sim[3, 3, 3, 6] and sim[3, 3, 4, 3] > sim[3, 3, 6, 3]
+    assert torch.all(model.pos_embedding[0, 0] == 0)
+    with pytest.raises(LabError, match="divisible by 4"):
+        replace(config, dim=66)

@@ -1,0 +1,93 @@
+"""Locality priors that cost nothing per step, judged by their worst case: the default ViT against the same model with
+mimetic attention initialisation and 2-D sine-cosine positions (``ViTConfig.mimetic_init``, ``sincos_positions``),
+on validation splits of all three development sets (digits, clothes, generated textures), several seeds each.
+
+    python benchmarks/priors.py --seeds 0 1        # appends each finished run to benchmarks/results/priors.csv
+    python benchmarks/priors.py --table            # the table: mean ± std per set, and the worse-set mean
+
+A run is one variant on one set with one seed (the default recipe, 75 epochs, about 2-4 minutes on 2 cores); runs
+already in the file are skipped, so the command can be stopped, or run twice side by side with other seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import sys
+from pathlib import Path
+
+from sets import HARD, textures
+
+from labkit.data import DataConfig, load_data
+from labkit.sweep import Variant, run_variant, validation_split
+
+RESULTS = Path(__file__).resolve().parent / "results" / "priors.csv"
+VARIANTS = [
+    Variant("fast (default)"),
+    Variant("mimetic + sin-cos positions", {"mimetic_init": True, "sincos_positions": True}),
+]
+SETS = {"digits": DataConfig, "clothes": lambda: HARD, "textures": textures}
+FIELDS = ["variant", "set", "seed", "val_accuracy", "seconds"]
+
+
+def done() -> set[tuple[str, str, int]]:
+    if not RESULTS.exists():
+        return set()
+    with RESULTS.open() as f:
+        return {(r["variant"], r["set"], int(r["seed"])) for r in csv.DictReader(f)}
+
+
+def run(seeds: list[int]) -> None:
+    finished = done()
+    for name, config in SETS.items():
+        data = validation_split(load_data(config()))
+        for variant in VARIANTS:
+            for seed in seeds:
+                if (variant.name, name, seed) in finished:
+                    continue
+                row = run_variant(variant, data, "fast", seed=seed)
+                new = not RESULTS.exists()
+                with RESULTS.open("a", newline="") as f:
+                    writer = csv.DictWriter(f, FIELDS)
+                    if new:
+                        writer.writeheader()
+                    writer.writerow({"variant": variant.name, "set": name, "seed": seed,
+                                     "val_accuracy": row["val_accuracy"], "seconds": row["seconds"]})  # fmt: skip
+                print(
+                    f"{variant.name:>30} · {name:>8} · seed {seed}: {row['val_accuracy']:.1%} in {row['seconds']:.0f} s"
+                )
+
+
+def table() -> str:
+    with RESULTS.open() as f:
+        rows = list(csv.DictReader(f))
+    lines = ["| variant | " + " | ".join(SETS) + " | worse-set mean |", "|---|" + "---:|" * (len(SETS) + 1)]
+    for variant in VARIANTS:
+        cells, means = [], []
+        for name in SETS:
+            found = [float(r["val_accuracy"]) * 100 for r in rows if r["variant"] == variant.name and r["set"] == name]
+            if not found:
+                cells.append("—")
+                continue
+            means.append(statistics.mean(found))
+            spread = f" ± {statistics.stdev(found):.1f}" if len(found) > 1 else ""
+            cells.append(f"{means[-1]:.1f}{spread} ({len(found)} seeds)")
+        worst = f"{min(means):.1f}" if len(means) == len(SETS) else "—"
+        lines.append(f"| {variant.name} | " + " | ".join(cells) + f" | {worst} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python benchmarks/priors.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--table", action="store_true", help="print the table of the runs so far")
+    args = parser.parse_args(argv)
+    if not args.table:
+        run(args.seeds)
+    print(table())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
