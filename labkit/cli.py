@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_arguments(
         report, VIT_PRESET_NAMES, out_help="folder for the report and checkpoint (default: here)", out_default="."
     )
+    pdf_help = "also print the report to <student-id>_lab8_report.pdf (with Chromium or Chrome, if found)"
+    report.add_argument("--pdf", action="store_true", help=pdf_help)
     report.set_defaults(command=cmd_report)
 
     grade = sub.add_parser(
@@ -207,7 +209,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     settings = run_config(args)
     from labkit.report import make_report
 
-    make_report(settings)
+    make_report(settings, pdf=args.pdf)
     return 0
 
 

@@ -13,6 +13,7 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"  # the four lab no
 NOTEBOOK_GLOB = "[0-9]*.ipynb"  # 01_data ... 04_qa, in the order a student runs them
 BADGE_TAG, BOOTSTRAP_TAG, PARAMETERS_TAG = "colab-badge", "bootstrap", "parameters"
 TRAINING_LOG_TAG = "training-log"  # the cell that prints the lab's log: folded in the hand-in report
+NOTEBOOK_START_TAG = "notebook-start"  # the report's first cell of each notebook: printed, it starts a page
 BUILTIN = "builtin"  # the SOURCE of the data that ships with labkit
 PRESET_NAMES = ("fast", "reference", "cnn", "hybrid")  # presets.PRESETS, in this order (checked there)
 VIT_PRESET_NAMES = (

@@ -232,11 +232,65 @@ def attention(image: torch.Tensor, heads: torch.Tensor, to_itself: torch.Tensor,
     axes[-1].set_title("rollout ÷ even share")
     bar = fig.colorbar(rolled, ax=axes[-1], shrink=0.85, label="× even share")
     ticks = np.linspace(-reach, reach, 5)
-    bar.set_ticks(ticks, labels=[f"{2**t:.2g}×" for t in ticks])
+    bar.set_ticks(ticks, labels=[f"{2**t:.3g}×" for t in ticks])
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(title)
+    return fig
+
+
+def explorer_view(
+    image: torch.Tensor,
+    attention: torch.Tensor,
+    title: str,
+    rollout: bool,
+    probabilities: torch.Tensor,
+    classes: list[str],
+    true: int,
+    similarity: torch.Tensor,
+    position: tuple[int, int],
+    patch_size: int,
+) -> Figure:
+    """The attention explorer's view of one test image: the image with one attention map over it (a head's weights
+    from 0 to their largest, or the ``rollout`` as a multiple of an even share on a log scale symmetric around 1);
+    the class probabilities, the true class marked; and the position-embedding similarity of the patch at
+    ``position`` (row, column) to every patch, from -1 to 1."""
+    g = attention.shape[-1]
+    size = g * patch_size
+    fig, (over, probs, pos) = plt.subplots(
+        1, 3, figsize=(12, 3.6), layout="constrained", gridspec_kw={"width_ratios": [1, 1.2, 1]}
+    )
+    over.imshow(image[0].numpy(), cmap="gray", extent=(0, size, size, 0))
+    if rollout:
+        ratio = np.log2((attention / attention.mean()).clamp(min=1e-6).numpy())
+        reach = max(float(np.abs(ratio).max()), 0.05)
+        shown = over.imshow(ratio, cmap="RdBu_r", vmin=-reach, vmax=reach, alpha=0.6, extent=(0, size, size, 0))
+        bar = fig.colorbar(shown, ax=over, shrink=0.8, location="bottom", label="× even share")
+        ticks = np.linspace(-reach, reach, 5)
+        bar.set_ticks(ticks, labels=[f"{2**t:.3g}×" for t in ticks])
+    else:
+        shown = over.imshow(
+            attention.numpy(), cmap="magma", vmin=0, vmax=attention.max().item(), alpha=0.6, extent=(0, size, size, 0)
+        )
+        fig.colorbar(shown, ax=over, shrink=0.8, location="bottom", label="[CLS] attention weight")
+    over.set_title(title, fontsize=10)
+    over.set_xticks([])
+    over.set_yticks([])
+    predicted = int(probabilities.argmax())
+    colours = ["tab:green" if k == true else "tab:gray" for k in range(len(classes))]
+    probs.barh(range(len(classes)), probabilities.numpy() * 100, color=colours)
+    probs.set_yticks(range(len(classes)), classes)
+    probs.invert_yaxis()
+    probs.set(xlim=(0, 100), xlabel="probability (%)")
+    probs.set_title(f"true {classes[true]} (green), predicted {classes[predicted]}", fontsize=10)
+    r, c = position
+    cosine = pos.imshow(similarity[r, c].numpy(), cmap="RdBu_r", vmin=-1, vmax=1)
+    fig.colorbar(cosine, ax=pos, shrink=0.8, label="cosine similarity")
+    pos.add_patch(plt.Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, edgecolor="black", lw=2))
+    pos.set_title(f"position similarity of patch (row {r + 1}, col {c + 1})", fontsize=10)
+    pos.set_xticks(range(g), range(1, g + 1), fontsize=7)
+    pos.set_yticks(range(g), range(1, g + 1), fontsize=7)
     return fig
 
 

@@ -24,16 +24,19 @@ from nbclient.exceptions import CellExecutionError
 from labkit import safe_text
 from labkit.checkpoint import load_checkpoint
 from labkit.errors import LabError
+from labkit.explorer import without_widgets
 from labkit.lab import (
     BADGE_TAG,
     BASELINE,
     BOOTSTRAP_TAG,
+    NOTEBOOK_START_TAG,
     NOTEBOOKS,
     PARAMETERS_TAG,
     TRAINING_LOG_TAG,
     lab_notebooks,
     lab_root,
 )
+from labkit.pdf import print_pdf
 from labkit.safe_write import check_writable, shown, write_whole
 from labkit.settings import RunConfig, checkpoint_name
 from labkit.sources import parse_source
@@ -134,7 +137,7 @@ def fold_log(text: str, first: int = 3, every: int = 10) -> str:
     for n, block in enumerate(epochs, 1):
         if n <= first or n % every == 0 or n == len(epochs):
             if skipped:
-                kept.append(f"… epochs {skipped[0]}–{skipped[-1]} folded: the full log is below …\n\n")
+                kept.append(f"… epochs {skipped[0]}–{skipped[-1]} folded …\n\n")
                 skipped = []
             kept.append(block)
         else:
@@ -162,9 +165,16 @@ def summary(checkpoint: dict, name: str) -> str:
     return f"## Summary\n\n| | |\n|---|---|\n{table}"
 
 
+def css_string(text: str) -> str:
+    """``text`` as a CSS string, every character but letters, digits and a few marks written as a hex escape: the
+    print stylesheet heads each page with the student's id, which the student chose."""
+    return '"' + "".join(c if c.isalnum() or c in " .,:_-" else f"\\{ord(c):x} " for c in text) + '"'
+
+
 def to_html(notebooks: list[nbformat.NotebookNode], title: str, opening: str | None = None) -> str:
     """One HTML page of the notebooks as run: the Colab cells left out, ``opening`` (Markdown) first, code cells
-    numbered as shown, and the training log folded with the full log one click away."""
+    numbered as shown, the training log folded with the full log one click away, widgets as their pictures, and a
+    print stylesheet whose pages carry ``title`` and a page number."""
     from nbconvert import HTMLExporter
 
     merged = nbformat.v4.new_notebook(metadata=notebooks[0].metadata)
@@ -172,7 +182,11 @@ def to_html(notebooks: list[nbformat.NotebookNode], title: str, opening: str | N
     if opening:
         merged.cells.append(nbformat.v4.new_markdown_cell(opening))
     for nb in notebooks:
-        merged.cells += [c for c in nb.cells if not {BADGE_TAG, BOOTSTRAP_TAG} & set(c.metadata.get("tags", []))]
+        without_widgets(nb)
+        cells = [c for c in nb.cells if not {BADGE_TAG, BOOTSTRAP_TAG} & set(c.metadata.get("tags", []))]
+        if cells:  # printed, each notebook starts a page
+            cells[0].metadata.setdefault("tags", []).append(NOTEBOOK_START_TAG)
+        merged.cells += cells
     code = [c for c in merged.cells if c.cell_type == "code"]
     for n, cell in enumerate(code, 1):
         cell.execution_count = n
@@ -195,7 +209,7 @@ def to_html(notebooks: list[nbformat.NotebookNode], title: str, opening: str | N
         extra_template_paths=[str(TEMPLATES)],
     )
     exporter.register_filter("clean_html", clean_html)
-    html, _ = exporter.from_notebook_node(merged)
+    html, _ = exporter.from_notebook_node(merged, resources={"lab_page_label": css_string(title)})
     return html.replace("⌚", WATCH)
 
 
@@ -208,9 +222,9 @@ def from_lab_root(path: Path) -> Path:
         return path
 
 
-def make_report(settings: RunConfig, out: TextIO | None = None) -> Path:
+def make_report(settings: RunConfig, out: TextIO | None = None, pdf: bool = False) -> Path:
     """Run the lab's notebooks with these settings; write ``<student_id>_lab8_report.html`` and the checkpoint into
-    ``settings.out_dir``.
+    ``settings.out_dir``, and with ``pdf`` the report printed beside it (``<student_id>_lab8_report.pdf``).
 
     The notebooks save the checkpoint straight there (their ``OUTPUTS``), so the report's training log names the
     file that is handed in. Paths are made absolute first: the notebooks run in a scratch folder."""
@@ -218,6 +232,7 @@ def make_report(settings: RunConfig, out: TextIO | None = None) -> Path:
     out_dir = settings.out_dir.resolve()
     ckpt = check_writable(out_dir / checkpoint_name(settings.student_id))
     report = check_writable(out_dir / f"{settings.student_id}_lab8_report.html")
+    printed = check_writable(report.with_suffix(".pdf")) if pdf else None
     # The notebooks run in the hand-in folder, so their checkpoint goes there as "." and the log names just the file;
     # the data is named from the top of the lab's folder where it lies inside it (where notebooks look too).
     data = parse_source(settings.data).absolute()
@@ -235,4 +250,6 @@ def make_report(settings: RunConfig, out: TextIO | None = None) -> Path:
     html = to_html(executed, f"Lab 8 report: {settings.student_id}", opening)
     write_whole(report, lambda f: f.write(html.encode("utf-8")), replaceable=lambda _: True, out=out)
     print(f"✓ Report written to {shown(report)} (checkpoint: {shown(ckpt)})", file=out)
+    if printed and print_pdf(report, printed, out):
+        print(f"✓ Printed to {shown(printed)}", file=out)
     return report

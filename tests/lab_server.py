@@ -31,7 +31,8 @@ class Lab:
 
 @contextmanager
 def jupyterlab(root: Path, home: Path):
-    """JupyterLab serving ``root``; ``home`` holds the settings and runtime files a student's home folder would."""
+    """JupyterLab serving ``root``; ``home`` holds the settings and runtime files a student's home folder would. The
+    page exposes the app as ``window.jupyterapp``, so that a browser test can run JupyterLab's own commands."""
     port = free_port()
     env = {
         **os.environ,
@@ -40,7 +41,8 @@ def jupyterlab(root: Path, home: Path):
         "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
     }
     command = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
-               f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}"]  # fmt: skip
+               f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}",
+               "--LabApp.expose_app_in_browser=True"]  # fmt: skip
     if os.geteuid() == 0:  # CI's containers run as root, which JupyterLab refuses without this
         command.append("--allow-root")
     with open(home / "jupyterlab.log", "wb") as log:

@@ -20,6 +20,8 @@ from labkit.report import fold_log, make_report
 from labkit.settings import RunConfig
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+POPPLER = shutil.which("pdftoppm") and shutil.which("pdftotext")
+CHROMEDRIVER = shutil.which("chromedriver")
 HOSTILE_CLASSES = ["dark", '"><img src=x onerror=alert(1)>', "light<svg onload=alert(2)>"]
 DATA = "shapes<svg onload=alert(3)>.npz"
 
@@ -49,7 +51,8 @@ def report(tmp_path_factory, snapshot):
         mp.chdir(work)
         old_mask = os.umask(0o022)  # a grader in the same group or another user may read what is handed in
         try:
-            path = make_report(RunConfig(student_id="s42", data=DATA, epochs=2, outputs="handin"), out=out)
+            config = RunConfig(student_id="s42", data=DATA, epochs=2, outputs="handin")
+            path = make_report(config, out=out, pdf=CHROMIUM is not None)
         finally:
             os.umask(old_mask)
     assert tracked_notebooks() == snapshot, "the tracked notebooks must not change"
@@ -60,7 +63,7 @@ def test_report_and_checkpoint_are_written_with_progress(report):
     path, log = report
     assert path.name == "s42_lab8_report.html" and (path.parent / "s42_vit.pth").is_file()
     assert "01_data.ipynb: cell 1/" in log and "04_qa.ipynb: cell" in log
-    assert log.strip().endswith("✓ Report written to handin/s42_lab8_report.html (checkpoint: handin/s42_vit.pth)")
+    assert "✓ Report written to handin/s42_lab8_report.html (checkpoint: handin/s42_vit.pth)\n" in log
     assert "Kernel" not in log and "WARNING" not in log
 
 
@@ -200,3 +203,79 @@ def test_the_reports_markdown_renders_as_elements_not_as_escaped_tags(report):
     html = report[0].read_text()
     assert "&lt;h1" not in html and "&lt;table" not in html and "&lt;strong" not in html
     assert "<h2" in html and "<table" in html and "<th" in html
+
+
+A4_MM = (210, 297)
+MARGIN_MM = 10  # the print stylesheet's left and right page margins
+
+
+@pytest.mark.skipif(CHROMIUM is None or not POPPLER,
+                    reason="needs Debian's chromium and poppler-utils (.ci/run installs both)")  # fmt: skip
+def test_the_printed_report_has_numbered_pages_and_nothing_past_the_right_margin(report, tmp_path):
+    pdf = report[0].with_suffix(".pdf")
+    assert pdf.is_file() and "✓ Printed to" in report[1]
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    pages = text.split("\f")[:-1]
+    assert len(pages) >= 5, "the summary, then each of the four notebooks from a new page"
+    for n, page in enumerate(pages, 1):
+        assert "Lab 8 report: s42" in page and f"page {n} of {len(pages)}" in page, (n, page[:300])
+    assert "Lab 8 · Step 3: training" in "".join(pages)
+    dpi = 50
+    subprocess.run(["pdftoppm", "-r", str(dpi), "-png", str(pdf), str(tmp_path / "page")], check=True)
+    shots = sorted(tmp_path.glob("page-*.png"))
+    assert len(shots) == len(pages)
+    for shot in shots:
+        page = np.asarray(Image.open(shot).convert("L"))
+        right = round((A4_MM[0] - MARGIN_MM + 1) / 25.4 * dpi)
+        top, bottom = round(15 / 25.4 * dpi), page.shape[0] - round(15 / 25.4 * dpi)
+        assert page[top:bottom, right:].min() > 240, f"{shot.name}: something runs past the right margin"
+        assert page[top:bottom, :right].min() < 100, f"{shot.name}: the page is blank"
+
+
+def test_without_chromium_the_report_says_how_to_print_it(tmp_path, monkeypatch):
+    from labkit import pdf
+
+    monkeypatch.setattr(pdf, "find_chromium", lambda: None)
+    html = tmp_path / "s1_lab8_report.html"
+    html.write_text("<p>report</p>")
+    out = io.StringIO()
+    assert pdf.print_pdf(html, tmp_path / "s1_lab8_report.pdf", out) is None
+    assert not (tmp_path / "s1_lab8_report.pdf").exists()
+    line = out.getvalue()
+    assert line.count("\n") == 1 and "s1_lab8_report.html" in line and "Save as PDF" in line
+
+
+# Laid out for print at the PDF's text width, every element still visible: those that clip or scroll their content
+# sideways (a scrolled table prints cut off, and inside the margin, where no pixel check sees it), and those that
+# reach past the page's right edge.
+CUT_OFF = """
+const width = document.documentElement.clientWidth;
+return [...document.querySelectorAll("body *")].filter(e => {
+  const style = getComputedStyle(e);
+  if (style.display === "none") return false;
+  const clips = ["auto", "scroll", "hidden"].includes(style.overflowX) && e.scrollWidth > e.clientWidth + 1;
+  return clips || e.getBoundingClientRect().right > width + 1;
+}).map(e => `${e.tagName}.${e.className}: ${e.textContent.trim().slice(0, 60)}`);
+"""
+
+
+@pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
+                    reason="needs Debian's chromium and chromium-driver (.ci/run installs both)")  # fmt: skip
+def test_printed_nothing_is_cut_off_or_scrolls(report):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
+        options.add_argument(flag)
+    browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        text_width = round((A4_MM[0] - 2 * MARGIN_MM) / 25.4 * 96)  # CSS pixels
+        browser.set_window_size(text_width + 16, 1000)  # a scroll bar's width more
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+        browser.get(report[0].as_uri())
+        assert browser.execute_script("return document.documentElement.clientWidth") <= text_width + 2
+        assert browser.execute_script(CUT_OFF) == []
+    finally:
+        browser.quit()

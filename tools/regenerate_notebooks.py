@@ -19,6 +19,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbstripout import strip_output
 
+from labkit.explorer import without_widgets
 from labkit.lab import BADGE_TAG, BOOTSTRAP_TAG, NOTEBOOKS, lab_notebooks
 
 ROOT = NOTEBOOKS.parent
@@ -116,7 +117,9 @@ def refresh_header(nb: nbformat.NotebookNode, name: str, repo: str) -> None:
 
 
 def clean(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """nbstripout with outputs and counts kept (nbval needs both), noise metadata removed."""
+    """nbstripout with outputs and counts kept (nbval needs both), noise metadata removed, and widget views dropped
+    (a stored notebook has no kernel to draw them: the attention explorer's picture shows instead)."""
+    without_widgets(nb)
     nb = strip_output(nb, keep_output=True, keep_count=True, keep_id=True, extra_keys=NOISE_KEYS)
     nb.metadata.pop("language_info", None)  # carries the Python patch version: noise between machines
     return nb

@@ -1,0 +1,47 @@
+"""The hand-in as a PDF: the report's HTML printed by a headless Chromium, the same pages a student gets from a
+browser's own Print → Save as PDF (the report's print stylesheet sets them up)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import TextIO
+
+from labkit.errors import LabError
+from labkit.safe_write import shown, write_whole
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
+HOW_TO_PRINT = "open {html} in a browser and print it to a PDF (Ctrl+P or Cmd+P, then Save as PDF)"
+
+
+def find_chromium() -> str | None:
+    return next((found for name in BROWSERS if (found := shutil.which(name))), None)
+
+
+def print_pdf(html: Path, pdf: Path, out: TextIO) -> Path | None:
+    """Print ``html`` to ``pdf`` and return it; without a Chromium, say in one line how to print it by hand and
+    return None."""
+    browser = find_chromium()
+    if browser is None:
+        print(f"No Chromium or Chrome found to print the PDF: {HOW_TO_PRINT.format(html=shown(html))}.", file=out)
+        return None
+    with tempfile.TemporaryDirectory(prefix="labkit-pdf-") as scratch:
+        printed = Path(scratch) / "report.pdf"
+        flags = ["--headless", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-pdf-header-footer",
+                 f"--user-data-dir={Path(scratch) / 'profile'}", f"--print-to-pdf={printed}"]  # fmt: skip
+        if os.geteuid() == 0:  # Chromium refuses to run its sandbox as root (containers, CI)
+            flags.append("--no-sandbox")
+        try:
+            result = subprocess.run([browser, *flags, html.resolve().as_uri()], capture_output=True, timeout=300)
+        except subprocess.TimeoutExpired:
+            raise LabError(f"{browser} took over 5 minutes to print; {HOW_TO_PRINT.format(html=shown(html))}") from None
+        if result.returncode != 0 or not printed.is_file() or printed.stat().st_size == 0:
+            why = next(iter(result.stderr.decode(errors="replace").strip().splitlines()[-1:]), "no PDF written")
+            raise LabError(f"{browser} could not print the report ({why}); {HOW_TO_PRINT.format(html=shown(html))}")
+        data = printed.read_bytes()
+    write_whole(pdf, lambda f: f.write(data), replaceable=lambda _: True, out=out)
+    return pdf
