@@ -46,3 +46,15 @@ def test_the_verdict_reads_the_lead_in_standard_errors_of_the_worse_set():
     assert clear == "the default leads B by +4.7 standard errors"
     behind = verdict([row("A", 0.98, 0.877, 0.003, default=True), row("B", 0.98, 0.887, 0.003)])
     assert behind == "the default trails B by -4.7 standard errors"
+
+
+def test_the_texture_set_is_generated_the_same_every_time_with_six_balanced_classes(tmp_path):
+    from sets import TEXTURE_CLASSES, textures
+
+    from labkit.data import load_data
+
+    first, second = textures(tmp_path / "a.npz", per_class=20), textures(tmp_path / "b.npz", per_class=20)
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+    data = load_data(first)
+    assert data.classes == list(TEXTURE_CLASSES) and len(data.train) + len(data.test) == 120
+    assert load_data(second).train.x.float().std() > 20, "textures, not flat images"
