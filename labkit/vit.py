@@ -46,6 +46,14 @@ class ViTConfig:
     # table of MAE (He et al., 2022), so that neighbouring patches start alike.
     mimetic_init: bool = False
     sincos_positions: bool = False
+    # Soft locality priors in the attention itself, small_data.py. ConViT's gated positional self-attention in the
+    # first ``gpsa_blocks`` blocks (d'Ascoli et al., ICML 2021): each head mixes its content attention with a learned
+    # attention to nearby patches, started local and gated so that training can move away from it.
+    gpsa_blocks: int = 0
+    diagonal_mask: bool = False  # LSA's mask alone (Lee et al. 2021): no token attends to itself; fixed temperature
+    # Attention started as a convolution's random impulse filters, solved from the positions (Zheng et al.,
+    # "Structured Initialization for Attention in Vision Transformers", 2024; NeurIPS 2025 version).
+    impulse_init: bool = False
 
     def __post_init__(self) -> None:
         sizes = ("image_size", "patch_size", "channels", "num_classes", "dim", "depth", "heads", "dim_head", "mlp_dim")
@@ -71,6 +79,17 @@ class ViTConfig:
             raise LabError(f"invalid ViT config: sine-cosine positions need dim divisible by 4, not {self.dim}")
         if self.conv_stem and self.shifted_patches:
             raise LabError("invalid ViT config: choose a conv stem or shifted patches, not both")
+        if not 0 <= self.gpsa_blocks <= self.depth:
+            raise LabError(
+                f"invalid ViT config: gpsa_blocks={self.gpsa_blocks} must be between 0 and depth {self.depth}"
+            )
+        if self.diagonal_mask and self.locality_attention:
+            raise LabError("invalid ViT config: locality_attention already masks the diagonal; drop diagonal_mask")
+        if self.impulse_init and (self.mimetic_init or self.sincos_positions):
+            raise LabError(
+                "invalid ViT config: impulse_init sets the attention weights and positions itself; "
+                "drop mimetic_init and sincos_positions"
+            )
 
     @property
     def num_patches(self) -> int:
@@ -84,7 +103,9 @@ class ViTConfig:
     @property
     def plain(self) -> bool:
         """Whether this is the paper's ViT, with none of small_data.py's extras."""
-        return not (self.shifted_patches or self.locality_attention or self.conv_stem)
+        return not (
+            self.shifted_patches or self.locality_attention or self.conv_stem or self.gpsa_blocks or self.diagonal_mask
+        )
 
 
 def patchify(patch_size: int) -> Rearrange:

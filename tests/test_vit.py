@@ -11,7 +11,14 @@ from labkit.errors import LabError
 from labkit.explain import attention_maps
 from labkit.models import build_model, config_from_dict, fit_to_data
 from labkit.presets import PRESETS, VIT_PRESETS, get_preset
-from labkit.small_data import ConvStem, LocalitySelfAttention
+from labkit.small_data import (
+    IMPULSE_TAPS,
+    ConvStem,
+    GatedPositionalAttention,
+    LocalitySelfAttention,
+    SelfMaskedAttention,
+    relative_offsets,
+)
 from labkit.summary import parameter_breakdown, summarize
 from labkit.vit import Attention, ViT, ViTConfig
 
@@ -258,3 +265,66 @@ def test_sincos_positions_make_neighbouring_patches_alike_from_the_start():
     assert torch.all(model.pos_embedding[0, 0] == 0)
     with pytest.raises(LabError, match="divisible by 4"):
         replace(config, dim=66)
+
+
+def test_the_diagonal_mask_alone_keeps_the_plain_scale_and_adds_no_parameter():
+    torch.manual_seed(0)
+    masked = SelfMaskedAttention(dim=20, heads=3, dim_head=8).eval()
+    plain = Attention(dim=20, heads=3, dim_head=8).eval()
+    plain.load_state_dict(masked.state_dict())  # the same parameters, nothing more
+    x = torch.randn(2, 7, 20)
+    scores = (plain.weights(x).log()).masked_fill(torch.eye(7, dtype=torch.bool), float("-inf"))
+    torch.testing.assert_close(masked.weights(x), scores.softmax(-1))
+    assert masked.weights(x).diagonal(dim1=-2, dim2=-1).abs().max() == 0
+    q, k, v = masked.qkv(x)
+    expected = masked.to_out((masked.weights(x) @ v).transpose(1, 2).reshape(2, 7, -1))
+    torch.testing.assert_close(masked(x), expected)
+
+
+def test_gpsa_mixes_content_and_a_local_positional_attention_by_a_learned_gate():
+    torch.manual_seed(0)
+    attn = GatedPositionalAttention(dim=16, heads=4, dim_head=4, grid=3).eval()
+    x = torch.randn(2, 10, 16)  # [CLS] and 3 x 3 patches
+    weights = attn.weights(x)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2, 4, 10))
+    _, _, v = attn.qkv(x)
+    expected = attn.to_out((weights @ v).transpose(1, 2).reshape(2, 10, -1))
+    torch.testing.assert_close(attn(x), expected)  # the fused path computes the weights it reports
+    positional = attn.positional()
+    assert positional[:, 1:, 0].abs().max() == 0, "no patch attends to [CLS] by position"
+    torch.testing.assert_close(positional[:, 0], torch.full((4, 10), 0.1))  # [CLS] averages every token
+    # Each head starts peaked at its own offset, and the four offsets differ: a 2 x 2 kernel around each patch.
+    centre = 1 + 4  # the middle patch of the 3 x 3 grid
+    peaks = positional[:, centre, 1:].argmax(-1)
+    assert len(set(peaks.tolist())) == 4
+    assert torch.all(relative_offsets(3)[4, peaks, 2] <= 2), "each head's peak is a neighbour of the patch"
+    attn(x).sum().backward()
+    assert attn.gate.grad is not None and torch.all(attn.gate.grad != 0)
+
+
+def test_gpsa_blocks_replace_the_first_blocks_attention_and_keep_the_rest():
+    config = replace(fit_to_data(get_preset("fast").model, 6), gpsa_blocks=2)
+    model = build_model(config, seed=0)
+    kinds = [type(block[0].fn) for block in model.transformer.layers]
+    assert kinds == [GatedPositionalAttention] * 2 + [Attention] * (config.depth - 2)
+    maps = attention_maps(model, torch.randn(1, 28, 28))
+    assert len(maps) == config.depth and all(m.shape == (config.heads, 50, 50) for m in maps)
+    with pytest.raises(LabError, match="gpsa_blocks=5 must be between 0 and depth 4"):
+        replace(config, gpsa_blocks=5)
+
+
+def test_impulse_init_makes_each_head_attend_to_its_tap_on_the_positions():
+    # The reference model's heads (dim_head 64) have rank enough for 49 patches: every row peaks at its tap.
+    config = replace(fit_to_data(get_preset("reference").model, 6), impulse_init=True, depth=1)
+    model = build_model(config, seed=0)
+    positions = torch.nn.functional.layer_norm(model.pos_embedding[0, 1:], (config.dim,)).detach()
+    attention, offsets = model.transformer.layers[0][0].fn, relative_offsets(config.grid)
+    q, k, _ = attention.qkv(positions[None])
+    weights = (q @ k.transpose(-1, -2) * attention.scale).softmax(-1)[0]
+    for h in range(config.heads):
+        dy, dx = IMPULSE_TAPS[h] // 3 - 1, IMPULSE_TAPS[h] % 3 - 1
+        tap = (offsets[..., 0] == dx) & (offsets[..., 1] == dy)
+        rows = tap.any(-1)  # patches whose neighbour at the tap lies inside the grid
+        assert torch.equal(weights[h].argmax(-1)[rows], tap.float().argmax(-1)[rows]), f"head {h}"
+    with pytest.raises(LabError, match="impulse_init sets the attention weights and positions itself"):
+        replace(config, mimetic_init=True)
