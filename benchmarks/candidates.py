@@ -32,14 +32,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from sets import FASHION, FASHION_TRAIN_FILE, HARD
+from sets import HARD, fashion_held_out
 
 from labkit import results
-from labkit.data import DataConfig, LabData, Split, load_data
+from labkit.data import DataConfig, LabData, load_data
 from labkit.metrics import EVAL_BATCH, evaluate
 from labkit.models import build_model, count_parameters, fit_to_data
 from labkit.presets import get_preset
-from labkit.sources import load_source
 from labkit.sweep import Variant, run_variant
 from labkit.train import fit
 
@@ -74,19 +73,10 @@ def shipped_default() -> str:
     raise SystemExit("no candidate is the fast preset as it ships: add it to CANDIDATES")
 
 
-def fashion_test_file() -> Split:
-    """Classes 0-5 of Fashion-MNIST's test file (1,000 each): none is among the hard set's images, which come from
-    its training file."""
-    images = load_source(f"fashionmnist:{FASHION}")
-    x, y = images.x[FASHION_TRAIN_FILE:], images.y[FASHION_TRAIN_FILE:]
-    keep = y < len(HARD.classes)
-    return Split(x[keep], y[keep])
-
-
 def large_split() -> LabData:
     """The hard set as the benchmark trains on it (all 1,260 training images), its test part the 6,000 images that
     score it."""
-    return replace(load_data(HARD), test=fashion_test_file())
+    return replace(load_data(HARD), test=fashion_held_out())
 
 
 def score_on_large_split(name: str, seed: int) -> dict:

@@ -1,7 +1,10 @@
 """The tuning tools in benchmarks/ against the tables they shipped: the default is the candidate they chose, and
 the notebook's sweep tables hold every variant the full sweep runs."""
 
+from pathlib import Path
+
 import pytest
+import torch
 from candidates import CANDIDATES, standard_error, verdict
 from sweep import FULL_SWEEP
 
@@ -58,3 +61,19 @@ def test_the_texture_set_is_generated_the_same_every_time_with_six_balanced_clas
     data = load_data(first)
     assert data.classes == list(TEXTURE_CLASSES) and len(data.train) + len(data.test) == 120
     assert load_data(second).train.x.float().std() > 20, "textures, not flat images"
+
+
+@pytest.mark.parametrize("name", ["digits", "clothes", "textures"])
+def test_each_held_out_set_is_balanced_and_shares_no_image_with_the_benchmarks_splits(name):
+    from sets import DEVELOPMENT_SETS, FASHION
+
+    from labkit.data import load_data
+
+    if name == "clothes" and not Path(FASHION).is_dir():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    config, held_out = DEVELOPMENT_SETS[name]
+    data, images = load_data(config()), held_out()
+    counts = torch.bincount(images.y, minlength=len(data.classes))
+    assert len(images) >= 1200 and torch.all(counts == counts[0])
+    seen = {bytes(x.numpy()) for part in (data.train, data.test) for x in part.x}
+    assert not any(bytes(x.numpy()) in seen for x in images.x)
