@@ -9,7 +9,8 @@ A run trains one variant on a development set's benchmark training part (1,260 i
 recipe unless the variant changes it; 1.5-2 minutes on one core) and scores it once, on that set's held-out images
 (``sets.DEVELOPMENT_SETS``: 1,200 digits, 6,000 clothes, 3,000 textures), which none of the benchmark's splits
 contains: validation data, large enough that one seed's std is well under a point. ``--jobs 2`` runs two at a time,
-one torch thread each: accuracies do not depend on it, and the seconds column is not used.
+one torch thread each: accuracies do not depend on it, and the seconds column is not used. The summary goes to
+labkit/results/priors.csv, which the QA notebook's Question 7 shows.
 """
 
 from __future__ import annotations
@@ -26,19 +27,26 @@ from pathlib import Path
 import torch
 from sets import DEVELOPMENT_SETS
 
+from labkit import results
 from labkit.data import load_data
 from labkit.metrics import EVAL_BATCH, evaluate
-from labkit.models import build_model, fit_to_data
+from labkit.models import ModelConfig, build_model, fit_to_data, model_kind
 from labkit.presets import get_preset
-from labkit.train import fit
+from labkit.train import TrainConfig, fit
+from labkit.vit import ViTConfig
 
 RESULTS = Path(__file__).resolve().parent / "results" / "priors.csv"
 FIELDS = ["variant", "set", "seed", "accuracy", "seconds"]
 CNN = "CNN, 50 epochs (the default's wall-clock)"
+BASELINE = "no prior (SPT only)"
+# Every prior off: each ViT variant is the fast preset's sizes and recipe with these, then its own changes, so what a
+# variant measured stays what its name says whichever priors the preset ships with.
+NO_PRIOR = {"mimetic_init": False, "sincos_positions": False, "gpsa_blocks": 0, "diagonal_mask": False,
+            "impulse_init": False}  # fmt: skip
 MIMETIC_SINCOS = {"mimetic_init": True, "sincos_positions": True}
 # name: (preset, changes to its model config, changes to its recipe)
 VARIANTS = {
-    "fast (default)": ("fast", {}, {}),
+    BASELINE: ("fast", {}, {}),
     CNN: ("cnn", {}, {"epochs": 50}),  # the benchmark's same-wall-clock CNN: 43-60 epochs, by machine and day
     "mimetic": ("fast", {"mimetic_init": True}, {}),
     "sin-cos positions": ("fast", {"sincos_positions": True}, {}),
@@ -49,6 +57,10 @@ VARIANTS = {
     "LSA's diagonal mask alone": ("fast", {"diagonal_mask": True}, {}),
     "impulse init": ("fast", {"impulse_init": True}, {}),
     "EMA of the weights (0.995)": ("fast", {}, {"ema": 0.995}),
+    # The steadiest gain of the single changes, with each of the others that gained somewhere and lost nowhere.
+    "mimetic + sin-cos + GPSA, first 2 blocks": ("fast", {**MIMETIC_SINCOS, "gpsa_blocks": 2}, {}),
+    "mimetic + sin-cos + diagonal mask": ("fast", {**MIMETIC_SINCOS, "diagonal_mask": True}, {}),
+    "mimetic + sin-cos + EMA (0.995)": ("fast", MIMETIC_SINCOS, {"ema": 0.995}),
 }
 
 
@@ -59,16 +71,23 @@ def runs() -> list[dict]:
         return list(csv.DictReader(f))
 
 
+def settings(variant: str) -> tuple[ModelConfig, TrainConfig]:
+    """The model config and recipe ``variant`` trains: a ViT variant starts from the fast preset with no prior."""
+    preset, model_changes, recipe = VARIANTS[variant]
+    p = get_preset(preset)
+    base = replace(p.model, **NO_PRIOR) if isinstance(p.model, ViTConfig) else p.model
+    return replace(base, **model_changes), replace(p.train, **recipe)
+
+
 def score(variant: str, set_name: str, seed: int, threads: int | None = None) -> dict:
     """One run: ``variant`` trained on the set's benchmark training part, scored on its held-out images."""
     if threads:
         torch.set_num_threads(threads)
-    preset, model_changes, recipe = VARIANTS[variant]
     config, held_out = DEVELOPMENT_SETS[set_name]
     data = replace(load_data(config()), test=held_out())
-    p = get_preset(preset)
-    model = build_model(fit_to_data(replace(p.model, **model_changes), len(data.classes)), seed)
-    history = fit(model, data, replace(p.train, **recipe), seed, eval_part=None, out=io.StringIO(), progress=False)
+    model_config, recipe = settings(variant)
+    model = build_model(fit_to_data(model_config, len(data.classes)), seed)
+    history = fit(model, data, recipe, seed, eval_part=None, out=io.StringIO(), progress=False)
     accuracy = evaluate(model, data.batches("test", EVAL_BATCH))[1]
     return {"variant": variant, "set": set_name, "seed": seed, "accuracy": round(accuracy, 4),
             "seconds": round(history.seconds, 1)}  # fmt: skip
@@ -91,33 +110,33 @@ def run(variants: list[str], seeds: list[int], jobs: int) -> None:
             print(f"{row['variant']:>42} · {row['set']:>8} · seed {row['seed']}: {row['accuracy']:.1%}", flush=True)
 
 
-def table() -> str:
-    """Each variant's mean ± std per set, its worse set, and its gap to the CNN per set (negative: behind it)."""
-    found = runs()
-
-    def accuracies(variant: str, set_name: str) -> list[float]:
-        return [float(r["accuracy"]) * 100 for r in found if r["variant"] == variant and r["set"] == set_name]
-
-    cnn = {s: statistics.mean(accuracies(CNN, s)) if accuracies(CNN, s) else None for s in DEVELOPMENT_SETS}
-    sets = " | ".join(DEVELOPMENT_SETS)
-    lines = [f"| variant | {sets} | worse set | gap to the CNN: {sets.replace(' | ', ' / ')} |",
-             "|---|" + "---:|" * (len(DEVELOPMENT_SETS) + 2)]  # fmt: skip
+def summary() -> list[dict]:
+    """One row per variant measured on every set: mean, std and seeds per set, and the worse of the means."""
+    found, rows = runs(), []
+    fast = get_preset("fast")
     for variant in VARIANTS:
-        cells, means, gaps = [], [], []
+        model, recipe = settings(variant)
+        row = {"variant": variant, "model": model_kind(model), "default": (model, recipe) == (fast.model, fast.train)}
         for s in DEVELOPMENT_SETS:
-            acc = accuracies(variant, s)
+            acc = [float(r["accuracy"]) for r in found if r["variant"] == variant and r["set"] == s]
             if not acc:
-                cells.append("—")
-                continue
-            means.append(statistics.mean(acc))
-            spread = f" ± {statistics.stdev(acc):.1f}" if len(acc) > 1 else ""
-            cells.append(f"{means[-1]:.1f}{spread}" + (f" ({len(acc)} seeds)" if len(acc) < 3 else ""))
-            gaps.append(f"{means[-1] - cnn[s]:+.1f}" if cnn[s] is not None and variant != CNN else "—")
-        complete = len(means) == len(DEVELOPMENT_SETS)
-        worse = f"{min(means):.1f}" if complete else "—"
-        gap = " / ".join(gaps) if complete and variant != CNN else "—"
-        lines.append(f"| {variant} | " + " | ".join(cells) + f" | {worse} | {gap} |")
-    return "\n".join(lines)
+                break
+            row |= {
+                f"{s}_mean": round(statistics.mean(acc), 4),
+                f"{s}_std": round(statistics.stdev(acc), 4) if len(acc) > 1 else 0.0,
+                f"{s}_seeds": len(acc),
+            }
+        else:
+            row["worse_mean"] = min(row[f"{s}_mean"] for s in DEVELOPMENT_SETS)
+            rows.append(row)
+    return rows
+
+
+def write_summary(rows: list[dict]) -> None:
+    with open(str(results.shipped(results.PRIORS)), "w", newline="") as f:
+        writer = csv.DictWriter(f, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,11 +144,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS), metavar="NAME")
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time; above 1, each gets one torch thread")
-    parser.add_argument("--table", action="store_true", help="only print the table of the runs so far")
+    parser.add_argument("--table", action="store_true", help="train nothing: the table of the runs so far")
     args = parser.parse_args(argv)
     if not args.table:
         run(args.variants, args.seeds, args.jobs)
-    print(table())
+    rows = summary()
+    if rows:
+        write_summary(rows)
+        print(results.priors() + "\n\n" + results.priors_reading())
     return 0
 
 

@@ -4,17 +4,22 @@
 ``benchmark.csv``: mean and spread over seeds of each benchmark row on the test split (``benchmarks/run.py``).
 ``candidates.csv``: the default's last candidates, several seeds each on validation data of both sets
 (``benchmarks/candidates.py``, which also holds the rule that chose among them).
+``priors.csv``: cheap changes to the default (locality priors, an average of the weights) and the CNN at the
+default's wall-clock, several seeds each on held-out images of three sets (``benchmarks/priors.py``).
 """
 
 from __future__ import annotations
 
 import csv
+import math
 from importlib import resources
 from importlib.abc import Traversable
 
 BENCHMARK = "benchmark.csv"
 REFERENCE_ROW = "reference (the lab's model and recipe, Adam 3e-4)"  # benchmark.csv's row of the reference preset
 CANDIDATES = "candidates.csv"
+PRIORS = "priors.csv"
+PRIOR_SETS = {"digits": "digits", "clothes": "clothes", "textures": "textures"}  # priors.csv's sets, by column prefix
 # candidates.csv's validation splits, by the prefix of their columns
 CANDIDATE_SPLITS = {
     "builtin": "digits, small split",
@@ -148,3 +153,75 @@ def candidates() -> str:
         name = f"**{r['candidate']} (default)**" if r["default"] == "True" else r["candidate"]
         lines.append(f"| {name} | {int(r['params']):,} | " + " | ".join(cells) + f" | {float(r['worse_mean']):.1%} |")
     return "\n".join(lines)
+
+
+def priors() -> str:
+    """The cheap changes to the default and the CNN at its wall-clock as markdown, in the order measured: held-out
+    accuracy (mean ± std over the seeds) on each set, the worse of the three means, and each ViT's gap to the CNN."""
+    rows = read(PRIORS)
+    cnn = next(r for r in rows if r["model"] == "cnn")
+    seeds = min(int(r[f"{s}_seeds"]) for r in rows for s in PRIOR_SETS)
+    names = " / ".join(PRIOR_SETS.values())
+    lines = [f"| variant ({seeds} seeds each) | " + " | ".join(PRIOR_SETS.values())
+             + f" | worse set | gap to the CNN ({names}) |", "|---|" + "---:|" * (len(PRIOR_SETS) + 2)]  # fmt: skip
+    for r in rows:
+        cells = [f"{float(r[f'{s}_mean']):.1%} ± {float(r[f'{s}_std']):.1%}" for s in PRIOR_SETS]
+        gap = "" if r is cnn else " / ".join(f"{points_apart(r, cnn, s):+.1f}" for s in PRIOR_SETS)
+        name = f"**{r['variant']}**" if r["default"] == "True" else r["variant"]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {float(r['worse_mean']):.1%} | {gap} |")
+    return "\n".join(lines)
+
+
+def points_apart(row: dict, other: dict, s: str) -> float:
+    """``row``'s mean on set ``s`` less ``other``'s, in points."""
+    return (float(row[f"{s}_mean"]) - float(other[f"{s}_mean"])) * 100
+
+
+def errors_apart(row: dict, other: dict, s: str) -> float:
+    """``row``'s lead over ``other`` on set ``s`` in standard errors of the difference of their means."""
+    error = math.hypot(*(float(r[f"{s}_std"]) / math.sqrt(int(r[f"{s}_seeds"])) for r in (row, other)))
+    return points_apart(row, other, s) / 100 / error if error else math.copysign(math.inf, points_apart(row, other, s))
+
+
+def worse_set_lead(row: dict, other: dict) -> float:
+    """How far ``row``'s worse-set mean lies above ``other``'s, in standard errors of the difference (each from
+    the spread over the seeds on its own worse set)."""
+
+    def error(r: dict) -> float:
+        worse = min(PRIOR_SETS, key=lambda s: float(r[f"{s}_mean"]))
+        return float(r[f"{worse}_std"]) / math.sqrt(int(r[f"{worse}_seeds"]))
+
+    lead = float(row["worse_mean"]) - float(other["worse_mean"])
+    return lead / math.hypot(error(row), error(other)) if error(row) or error(other) else math.copysign(math.inf, lead)
+
+
+def priors_reading() -> str:
+    """What the priors table shows, by the rule that chose: against the same ViT without any prior (its first row),
+    which change moved a set by more than two standard errors of the difference, up or down; which of those that
+    lose on no set has the best worse set; and how far the default trails the CNN at its wall-clock."""
+    rows = read(PRIORS)
+    baseline = rows[0]
+    default = next(r for r in rows if r["default"] == "True")
+    cnn = next(r for r in rows if r["model"] == "cnn")
+    changes = [r for r in rows if r is not baseline and r is not cnn]
+    moved, still = [], []
+    for r in changes:
+        ups = [PRIOR_SETS[s] for s in PRIOR_SETS if errors_apart(r, baseline, s) > 2]
+        downs = [PRIOR_SETS[s] for s in PRIOR_SETS if errors_apart(r, baseline, s) < -2]
+        parts = [f"up on {', '.join(ups)}"] * bool(ups) + [f"down on {', '.join(downs)}"] * bool(downs)
+        (moved.append(f"{r['variant']} ({'; '.join(parts)})") if parts else still.append(r["variant"]))
+    text = (f"Against {baseline['variant']}, by more than two standard errors of the difference: "
+            + ("; ".join(moved) if moved else "no change moved any set")
+            + (f". Within noise on every set: {', '.join(still)}" if still else ""))  # fmt: skip
+    safe = [r for r in changes if all(errors_apart(r, baseline, s) >= -2 for s in PRIOR_SETS)]
+    best = max(safe, key=lambda r: float(r["worse_mean"]), default=None)
+    if best is not None:
+        text += (f". Of the changes that lose on no set, {best['variant']} has the best worse set: "
+                 f"{float(best['worse_mean']):.1%} against {float(baseline['worse_mean']):.1%}")  # fmt: skip
+        if best is not default:
+            lead = worse_set_lead(best, default)
+            noise = "within noise" if lead <= 2 else "beyond noise"
+            text += f", {lead:+.1f} standard errors from the default's ({noise})"
+    gaps = " / ".join(f"{points_apart(default, cnn, s):+.1f}" for s in PRIOR_SETS)
+    return text + (f". The default ({default['variant']}) stands {gaps} points from the CNN at its wall-clock "
+                   f"({' / '.join(PRIOR_SETS.values())}; negative: behind it).")  # fmt: skip

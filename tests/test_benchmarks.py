@@ -77,3 +77,14 @@ def test_each_held_out_set_is_balanced_and_shares_no_image_with_the_benchmarks_s
     assert len(images) >= 1200 and torch.all(counts == counts[0])
     seen = {bytes(x.numpy()) for part in (data.train, data.test) for x in part.x}
     assert not any(bytes(x.numpy()) in seen for x in images.x)
+
+
+def test_the_default_loses_on_no_set_and_no_prior_that_loses_nowhere_beats_its_worse_set_beyond_noise():
+    rows = results.read(results.PRIORS)
+    defaults = [r for r in rows if r["default"] == "True"]
+    assert len(defaults) == 1, f"priors.csv marks {len(defaults)} defaults: rerun benchmarks/priors.py --table"
+    default, baseline = defaults[0], rows[0]
+    assert all(results.errors_apart(default, baseline, s) >= -2 for s in results.PRIOR_SETS)
+    safe = [r for r in rows if r["model"] == "vit"
+            and all(results.errors_apart(r, baseline, s) >= -2 for s in results.PRIOR_SETS)]  # fmt: skip
+    assert all(results.worse_set_lead(r, default) <= 2 for r in safe), [r["variant"] for r in safe]
