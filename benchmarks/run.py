@@ -94,7 +94,8 @@ def rows() -> list[Row]:
         ablations.append(("no augmentation", {"augment": "none"}))
     model = get_preset("fast").model
     architecture = [(what, field) for what, field in (("shifted patches", "shifted_patches"),
-                    ("locality attention", "locality_attention")) if getattr(model, field)]  # fmt: skip
+                    ("locality attention", "locality_attention"), ("mimetic initialisation", "mimetic_init"),
+                    ("sine-cosine positions", "sincos_positions")) if getattr(model, field)]  # fmt: skip
     return [
         Row(CARRIED, "reference", get_preset("reference").train, expected=0.86, quick=True),
         Row("fast (default)", "fast", fast, quick=True),

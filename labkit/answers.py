@@ -13,14 +13,17 @@ def model_words(config: dict, params: int) -> str:
     if config.get("kind") == "cnn":
         return f"the CNN baseline ({params:,} parameters)"
     grid = config["image_size"] // config["patch_size"]
+    gpsa = config.get("gpsa_blocks", 0)
     extras = [word for key, word in (("shifted_patches", "shifted patch tokens (SPT)"),
-              ("locality_attention", "locality self-attention (LSA)"), ("conv_stem", "a convolutional stem"))
-              if config.get(key)]  # fmt: skip
+              ("locality_attention", "locality self-attention (LSA)"), ("diagonal_mask", "LSA's diagonal mask"),
+              ("gpsa_blocks", f"gated positional self-attention (GPSA) in its first {gpsa} blocks"),
+              ("conv_stem", "a convolutional stem"), ("mimetic_init", "mimetic attention initialisation"),
+              ("sincos_positions", "positions started at a 2-D sine-cosine table"),
+              ("impulse_init", "impulse attention initialisation")) if config.get(key)]  # fmt: skip
+    listed = ", ".join(extras[:-1]) + " and " + extras[-1] if len(extras) > 1 else "".join(extras)
     return (
         f"a ViT of {params:,} parameters (patch {config['patch_size']}, so {grid * grid} tokens; dim {config['dim']}, "
-        f"{config['depth']} blocks of {config['heads']} heads"
-        + (f"; with {' and '.join(extras)}" if extras else "")
-        + ")"
+        f"{config['depth']} blocks of {config['heads']} heads" + (f"; with {listed}" if extras else "") + ")"
     )
 
 
@@ -36,6 +39,7 @@ def recipe_words(recipe: dict, epochs: int) -> str:
     return (
         f"{epochs} epochs of {'AdamW' if recipe['optimizer'] == 'adamw' else 'Adam'} at a peak learning rate of "
         f"{recipe['lr']:g} ({schedule}), {decay}, {smoothing}, on {AUGMENTED_IMAGES[recipe['augment']]}"
+        + (f", keeping a moving average of the weights (decay {recipe['ema']:g})" if recipe.get("ema") else "")
     )
 
 

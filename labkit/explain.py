@@ -148,8 +148,9 @@ def position_ablation(model: ViT, data, seed: int = 0) -> dict[str, float]:
 
 
 def position_summary(sims: dict[str, torch.Tensor], change: float) -> str:
-    """Question 6's reading of the similarity maps: neighbours against distant positions, the spread of the
-    similarities between different positions, and whether a 2-D layout was learned."""
+    """Question 6's reading of the similarity maps (trained, untrained, what training changed, in that order):
+    neighbours against distant positions, the spread of the similarities between different positions, and whether
+    the 2-D layout was there from the start (a sine-cosine table), learned, or neither."""
     rows = [
         "| position embeddings | neighbours (mean) | ≥ 2 apart (mean) | different positions: range |",
         "|---|---:|---:|---:|",
@@ -159,15 +160,28 @@ def position_summary(sims: dict[str, torch.Tensor], change: float) -> str:
         g = sim.shape[0]
         others = sim.reshape(g * g, g * g)[~torch.eye(g * g, dtype=torch.bool)]
         rows.append(f"| {name} | {near:+.3f} | {far:+.3f} | {others.min().item():+.2f} … {others.max().item():+.2f} |")
-    near, far = locality(next(iter(sims.values())))
-    verdict = (
-        f"Neighbouring positions end up more alike than distant ones ({near:+.3f} against {far:+.3f}): training "
-        "taught the embeddings some of the 2-D layout, as in the paper's Fig. 7."
-        if near - far > 0.1
-        else f"Neighbouring positions are hardly more alike than distant ones ({near:+.3f} against {far:+.3f}): no 2-D "
-        "layout was learned here, unlike the paper's Fig. 7 (whose Appendix D.4 notes that the pattern depends on the "
-        "training hyperparameters, Fig. 10)."
-    )
+    (near, far), (start_near, start_far), (added_near, added_far) = (locality(m) for m in sims.values())
+    if start_near - start_far > 0.1:
+        kept = "still" if near - far > 0.1 else "no longer"
+        verdict = (
+            f"The embeddings started as a 2-D sine-cosine table, neighbours alike from the start ({start_near:+.3f} "
+            f"against {start_far:+.3f}): that layout is a prior put in, not learned. After training, neighbouring "
+            f"positions are {kept} more alike than distant ones ({near:+.3f} against {far:+.3f}); "
+            + (f"what training changed also favours neighbours ({added_near:+.3f} against {added_far:+.3f})."
+               if added_near - added_far > 0.1 else
+               f"what training changed adds no layout of its own ({added_near:+.3f} against {added_far:+.3f}).")
+        )  # fmt: skip
+    elif near - far > 0.1:
+        verdict = (
+            f"Neighbouring positions end up more alike than distant ones ({near:+.3f} against {far:+.3f}): training "
+            "taught the embeddings some of the 2-D layout, as in the paper's Fig. 7."
+        )
+    else:
+        verdict = (
+            f"Neighbouring positions are hardly more alike than distant ones ({near:+.3f} against {far:+.3f}): no "
+            "2-D layout was learned here, unlike the paper's Fig. 7 (whose Appendix D.4 notes that the pattern "
+            "depends on the training hyperparameters, Fig. 10)."
+        )
     return (
         "\n".join(rows)
         + f"\n\nTraining changed the position embeddings by {change:.1%} of their starting size. "
@@ -214,7 +228,8 @@ def patch_embedding_is_a_convolution(config: ViTConfig, images: torch.Tensor) ->
     """The paper's plain patch embedding equals a Conv2d with kernel = stride = patch size carrying the same
     weights (checked on an untrained model: the identity holds for any weights)."""
     p = config.patch_size
-    plain = ViT(replace(config, shifted_patches=False, conv_stem=0, locality_attention=False))
+    plain = ViT(replace(config, shifted_patches=False, conv_stem=0, locality_attention=False, gpsa_blocks=0,
+                        diagonal_mask=False))  # fmt: skip
     linear = plain.to_patch_embedding[1]
     conv = torch.nn.Conv2d(config.channels, config.dim, kernel_size=p, stride=p)
     conv.weight.copy_(rearrange(linear.weight, "d (p1 p2 c) -> d c p1 p2", p1=p, p2=p))

@@ -131,3 +131,25 @@ def test_candidates_table_is_ranked_by_the_worse_set_and_spread_reads_the_benchm
     assert len(lines) >= 2 and worse == sorted(worse, reverse=True)
     low, high = results.spread()
     assert 0 <= low <= high < 0.05
+
+
+def test_the_position_reading_tells_a_layout_put_in_from_one_learned():
+    from dataclasses import replace
+
+    config = fit_to_data(get_preset("reference").model, 6)
+    random_start, table_start = build_model(config, 0), build_model(replace(config, sincos_positions=True), 0)
+    learned = build_model(replace(config, sincos_positions=True), 0)  # stands for a model that learned the layout
+
+    def maps(trained, untrained):
+        return [explain.position_similarity(trained), explain.position_similarity(untrained),
+                explain.position_similarity(trained, subtract=untrained)]  # fmt: skip
+
+    put_in = explain.position_summary(dict(zip("abc", maps(table_start, table_start), strict=True)), 0.0)
+    assert "a prior put in, not learned" in put_in and "still more alike" in put_in
+    with torch.no_grad():
+        # a random start that grew the table: the layout, three times its size, over where it started
+        learned.pos_embedding[0, 1:] = 3 * learned.pos_embedding[0, 1:] + random_start.pos_embedding[0, 1:]
+    grown = explain.position_summary(dict(zip("abc", maps(learned, random_start), strict=True)), 1.0)
+    assert "training taught the embeddings some of the 2-D layout" in grown
+    flat = explain.position_summary(dict(zip("abc", maps(random_start, random_start), strict=True)), 0.0)
+    assert "no 2-D layout was learned here" in flat
