@@ -240,8 +240,8 @@ IMPULSE_QK_NORM = 7.0
 
 
 def impulse_target(grid: int, tap: int) -> torch.Tensor:
-    """A 3x3 convolution with a single tap as an (N, N) matrix on the grid x grid patches: 1 where the key patch
-    is the query patch moved by the tap's offset, IMPULSE_NOISE elsewhere."""
+    """A 3x3 convolution with a single tap as an (N, N) matrix of scores on the grid x grid patches: IMPULSE_HEIGHT
+    where the key patch is the query patch moved by the tap's offset, IMPULSE_NOISE elsewhere."""
     dy, dx = tap // 3 - 1, tap % 3 - 1
     offsets = relative_offsets(grid)
     impulse = (offsets[..., 0] == dx) & (offsets[..., 1] == dy)
@@ -257,11 +257,10 @@ def impulse_init(model: ViT) -> None:
     impulse filter (head h takes IMPULSE_TAPS[h]); values and outputs as mimetic initialisation has them."""
     c = model.config
     model.pos_embedding.mul_(IMPULSE_POSITION_STD / c.embedding_init_std)
-    positions = F.layer_norm(model.pos_embedding[0, 1:], (c.dim,))
+    u, s, vh = torch.linalg.svd(F.layer_norm(model.pos_embedding[0, 1:], (c.dim,)), full_matrices=False)
+    rank = c.dim_head
+    inverse = vh[:rank].T @ torch.diag(1 / s[:rank]) @ u[:, :rank].T  # LN(P)'s pseudo-inverse, top rank only
     for attention in attentions(model):
-        rank = attention.to_qkv.out_features // 3 // attention.heads
-        u, s, vh = torch.linalg.svd(positions, full_matrices=False)
-        inverse = vh[:rank].T @ torch.diag(1 / s[:rank]) @ u[:, :rank].T  # LN(P)'s pseudo-inverse, top rank only
         for h in range(attention.heads):
             target = inverse @ impulse_target(c.grid, IMPULSE_TAPS[h % len(IMPULSE_TAPS)]) @ inverse.T
             q, k = low_rank_factors(target, rank)
