@@ -25,7 +25,7 @@ from labkit.sweep import COLUMNS, REFERENCE_RECIPE, Variant, run_sweep, shipped
 # The sweep chose the sizes and recipe before the locality priors were tried (priors.py): each variant runs with every
 # prior off, whichever the preset now ships, and its first row is that model.
 SWEPT = [
-    Variant("fast, no prior"),
+    Variant("fast without priors"),
     Variant("dim 32", {"dim": 32, "mlp_dim": 64}),  # widths keep the MLP at 2x the tokens, as the default does
     Variant("dim 128", {"dim": 128, "mlp_dim": 256}),
     Variant("depth 2", {"depth": 2}),
