@@ -18,7 +18,9 @@ def test_the_shipped_sweep_tables_hold_every_variant_of_the_full_sweep(hard):
     table = sweep.read_table(hard=hard)
     assert [r["variant"] for r in table] == [v.name for v in FULL_SWEEP]
     assert set(table[0]) == set(sweep.COLUMNS)
-    assert all(0 < float(r["val_accuracy"]) <= 1 and int(r["params"]) > 0 for r in table)
+    assert all(0 < float(r["val_accuracy"]) <= 1 and float(r["seconds"]) > 0 for r in table)
+    sizes = ("dim", "depth", "heads", "patch", "mlp_dim", "params")
+    assert all(r[k].isdigit() and int(r[k]) > 0 for r in table for k in sizes), "a row's columns are shifted"
 
 
 def test_the_shipped_default_is_the_candidate_marked_and_no_candidate_beats_it_beyond_noise():
