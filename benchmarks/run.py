@@ -67,8 +67,8 @@ class Row:
 
 
 SAME_TIME = "CNN at the default's wall-clock (fast recipe)"
-# The reference recipe takes about 1,000 s a run on 2 cores: it reruns only when --rows names it. Until then its rows
-# from an earlier benchmark run (same model, recipe and data, labkit's earlier data loader) are shown, with a dagger.
+# The reference recipe takes about 300 s a run on 2 cores: it reruns only when --rows names it. Until then its rows
+# from an earlier benchmark run (the same model, recipe and data, another machine or torch) are shown, with a dagger.
 CARRIED = "reference (the lab's model and recipe, Adam 3e-4)"
 
 
@@ -359,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         writer.writerows(summary)
     if any(line.startswith(f"| {CARRIED} †") for line in lines):
         lines += [f"† from an earlier run of this benchmark (the same model, recipe and data, {where['cores']} cores; "
-                  "labkit's earlier per-image data loader), not rerun: about 1,000 s a run.", ""]  # fmt: skip
+                  "another machine or torch), not rerun: about 300 s a run.", ""]  # fmt: skip
     if not args.no_throughput:
         lines += bare_loop_table() + throughput_table("cpu")
     print("\n".join(lines))
