@@ -82,7 +82,11 @@ def test_torchinfo_units_read_as_words():
 def test_benchmark_comparison_reads_the_shipped_results():
     table = results.comparison(["fast (default)", "CNN baseline (fast recipe, 30 ep)"])
     rows = [line for line in table.splitlines() if line.startswith("| ")]
-    assert len(rows) == 3 and "±" in table and rows[1].endswith(" | 75 | 55 / 55 |"), rows
+    fast = [results.benchmark(s, ["fast (default)"])[0] for s in results.BENCHMARK_SETS]
+    seconds = " / ".join(f"{r['seconds']:.0f}" for r in fast)
+    accuracy = f"| {fast[0]['mean_accuracy']:.1%} ± {fast[0]['std_accuracy']:.1%} |"
+    assert len(rows) == 3 and accuracy in rows[1] and rows[1].endswith(f" | 75 | {seconds} |"), rows
+    assert rows[0].count("|") == len(results.BENCHMARK_SETS) + 4, rows[0]
 
 
 def test_q9_answer_reads_the_checkpoint(quick, tmp_path):
