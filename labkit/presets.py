@@ -38,10 +38,10 @@ PRESETS = {
             "fast",
             # Chosen by its worst case on validation data of two sets (digits, Fashion-MNIST 0-5; see the README):
             # patch 4 gives 49 tokens, which held on held-back texture photographs where patch 7's 16 did not;
-            # shifted patches help on both sets (the benchmark's ablation rows); [CLS] and positions start at the
-            # paper's std 0.02 (1.0 tied on the harder set). Of eleven candidates within the budget
-            # (labkit/results/candidates.csv: MLP 256, depth 3, 5 and 6, LSA, batch 32), this one has the best
-            # worse-set mean, scored on 6,000 held-out clothes images where one seed's std is 0.2-0.7 points: tied
+            # shifted patches help on both sets (the benchmark's ablation rows); [CLS] starts at the paper's std 0.02
+            # (1.0 tied on the harder set), the positions at the sine-cosine table below. Of eleven candidates within
+            # the budget (labkit/results/candidates.csv: MLP 256, depth 3, 5 and 6, LSA, batch 32), this one has the
+            # best worse-set mean, scored on 6,000 held-out clothes images where one seed's std is 0.2-0.7 points: tied
             # with the other small models trained as long, a point ahead of the wider or deeper 50-epoch ones.
             # Then, on held-out images of three sets (digits, clothes, generated textures; labkit/results/priors.csv),
             # priors that cost nothing per step: attention started as mimetic initialisation has it and positions
@@ -62,7 +62,8 @@ PRESETS = {
                 mimetic_init=True,
                 sincos_positions=True,
             ),
-            # 75 epochs is about 55 s on 2 CPU cores: within the one-minute budget. More steps, not a bigger model,
+            # 75 epochs took about 55 s on 2 quiet CPU cores (the README's "Time"): within the one-minute budget,
+            # with little to spare on a slower machine. More steps, not a bigger model,
             # is what carried over to held-back textures (the issue's measurements); on the 6,000 held-out clothes
             # images too, 75 epochs beat 60 (88.7% against 88.3%, candidates.csv).
             TrainConfig(epochs=75),
