@@ -63,9 +63,9 @@ PRESETS = {
                 sincos_positions=True,
             ),
             # 75 epochs took about 55 s on 2 quiet CPU cores (the README's "Time"): within the one-minute budget,
-            # with little to spare on a slower machine. More steps, not a bigger model,
-            # is what carried over to held-back textures (the measurements); on the 6,000 held-out clothes
-            # images too, 75 epochs beat 60 (88.7% against 88.3%, candidates.csv).
+            # with little to spare on a slower machine. More steps, not a bigger model, is what carried over to
+            # held-back textures (the measurements); on the 6,000 held-out clothes images too, 75 epochs beat
+            # 60 (88.7% against 88.3%, candidates.csv).
             TrainConfig(epochs=75),
             expected_accuracy=0.95,
             about="small ViT (patch 4, dim 64, depth 4, MLP 128, SPT, mimetic init, sin-cos positions), 75 epochs of "

@@ -38,8 +38,8 @@ class ViTConfig:
     shifted_patches: bool = False  # SPT (Lee et al. 2021), small_data.py: tokens also see their neighbours
     locality_attention: bool = False  # LSA (Lee et al. 2021), small_data.py: learned temperature, no self-attention
     conv_stem: int = 0  # > 0: the paper's hybrid (§3.1), small_data.py: a conv stem of this width cuts the "patches"
-    # [CLS] and positions start N(0, std^2), positions unless sincos_positions: std 1 in the lab's code; the paper's
-    # code starts the positions at std 0.02 and [CLS] at zeros.
+    # [CLS] and positions start N(0, std^2) (the positions at the sine-cosine table instead with sincos_positions):
+    # std 1 in the lab's code; the paper's code starts the positions at std 0.02 and [CLS] at zeros.
     embedding_init_std: float = 1.0
     # Locality priors put in at initialisation only, at no cost per step (small_data.py): attention weights started
     # as mimetic initialisation has them (Trockman & Kolter, ICML 2023), and positions started at the 2-D sine-cosine
