@@ -32,8 +32,17 @@ from labkit.train import fit
 EPOCHS = {"fast": 3, "reference": 1, "cnn": 2, "hybrid": 2}
 
 
-def bare_fit(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, batch: int, augment: str,
-             mean: float, std: float, test: tuple[torch.Tensor, torch.Tensor]) -> tuple[float, float]:  # fmt: skip
+def bare_fit(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    epochs: int,
+    batch: int,
+    augment: str,
+    mean: float,
+    std: float,
+    test: tuple[torch.Tensor, torch.Tensor],
+) -> tuple[float, float]:
     """Seconds to train ``model`` for ``epochs`` on uint8 images ``x`` (N, C, H, W) and labels ``y``, evaluating on
     ``test`` (uint8 images, labels) after each epoch; and the seconds of those evaluations."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
@@ -85,12 +94,22 @@ def compare(preset: str, rounds: int) -> dict[str, float]:
         for name in ("labkit", "bare") if r % 2 == 0 else ("bare", "labkit"):
             if name == "labkit":
                 whole = fit(build_model(config, seed=0), data, recipe, out=io.StringIO(), progress=False).seconds
-                steps = fit(build_model(config, seed=0), data, recipe, eval_part=None, out=io.StringIO(),
-                            progress=False).seconds  # fmt: skip
+                steps = fit(
+                    build_model(config, seed=0), data, recipe, eval_part=None, out=io.StringIO(), progress=False
+                ).seconds
             else:
                 test = (data.test.x, data.test.y)
-                whole, evaluating = bare_fit(build_model(config, seed=0), data.train.x, data.train.y, epochs,
-                                             recipe.batch_size, recipe.augment, data.mean, data.std, test)  # fmt: skip
+                whole, evaluating = bare_fit(
+                    build_model(config, seed=0),
+                    data.train.x,
+                    data.train.y,
+                    epochs,
+                    recipe.batch_size,
+                    recipe.augment,
+                    data.mean,
+                    data.std,
+                    test,
+                )
                 steps = whole - evaluating
             prefix = "fit" if name == "labkit" else "bare"
             speeds[prefix].append(images / whole)
@@ -108,9 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for preset in args.presets.split(","):
         v = compare(preset, args.rounds)
-        print(f"| {preset} | {EPOCHS.get(preset, 2)} | {v['bare_steps']:.0f} | {v['fit_steps']:.0f} | "
-              f"{v['fit_steps'] / v['bare_steps']:.2f}× | {v['bare']:.0f} | {v['fit']:.0f} | "
-              f"{v['fit'] / v['bare']:.2f}× |", flush=True)  # fmt: skip
+        print(
+            f"| {preset} | {EPOCHS.get(preset, 2)} | {v['bare_steps']:.0f} | {v['fit_steps']:.0f} | "
+            f"{v['fit_steps'] / v['bare_steps']:.2f}× | {v['bare']:.0f} | {v['fit']:.0f} | "
+            f"{v['fit'] / v['bare']:.2f}× |",
+            flush=True,
+        )
     return 0
 
 

@@ -249,6 +249,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
     print(table)
     width = max(len(line) for line in table.splitlines())
     if width > terminal:
-        print(f"(the table is {width} characters wide, the terminal {terminal}: widen the terminal, or read it with "
-              "`python -m labkit summary | less -S`)", file=sys.stderr)  # fmt: skip
+        print(
+            f"(the table is {width} characters wide, the terminal {terminal}: widen the terminal, or read it with "
+            "`python -m labkit summary | less -S`)",
+            file=sys.stderr,
+        )
     return 0

@@ -62,8 +62,9 @@ def checkpoint_data(checkpoint: dict, source: str | None = None, stored_data: st
     return replace(data, mean=norm["mean"], std=norm["std"]) if norm else data
 
 
-def evaluate_checkpoint(path: str | Path, source: str | None = None, stored_data: str = "any",
-                        **overrides) -> Evaluation:  # fmt: skip
+def evaluate_checkpoint(
+    path: str | Path, source: str | None = None, stored_data: str = "any", **overrides
+) -> Evaluation:
     """Rebuild the checkpoint at ``path`` and re-measure its test accuracy, with warnings where the result is not
     comparable with what it stores (another test split, other class names, a stored accuracy that differs)."""
     checkpoint = load_checkpoint(path)

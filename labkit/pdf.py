@@ -30,9 +30,17 @@ def print_pdf(html: Path, pdf: Path, out: TextIO) -> Path | None:
         return None
     with tempfile.TemporaryDirectory(prefix="labkit-pdf-") as scratch:
         printed = Path(scratch) / "report.pdf"
-        flags = ["--headless", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-pdf-header-footer",
-                 f"--user-data-dir={Path(scratch) / 'profile'}", f"--print-to-pdf={printed}"]  # fmt: skip
+        flags = [
+            "--headless",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-pdf-header-footer",
+            f"--user-data-dir={Path(scratch) / 'profile'}",
+            f"--print-to-pdf={printed}",
+        ]
         if os.geteuid() == 0:  # Chromium refuses to run its sandbox as root (containers, CI)
             flags.append("--no-sandbox")
         try:

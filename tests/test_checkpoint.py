@@ -158,8 +158,10 @@ def test_weights_only_loading_is_used(run, monkeypatch):
 def test_a_version_1_checkpoint_still_loads_with_the_same_weights(run, tmp_path, quick):
     """Version 1 kept SPT's LayerNorm and Linear under to_patch_embedding.to_tokens and split_seed twice."""
     checkpoint = load_checkpoint(run.path)
-    v1_names = {"to_patch_embedding.1.": "to_patch_embedding.to_tokens.0.",
-                "to_patch_embedding.2.": "to_patch_embedding.to_tokens.1."}  # fmt: skip
+    v1_names = {
+        "to_patch_embedding.1.": "to_patch_embedding.to_tokens.0.",
+        "to_patch_embedding.2.": "to_patch_embedding.to_tokens.1.",
+    }
     old_state = {}
     for name, tensor in checkpoint["model_state"].items():
         prefix = next((p for p in v1_names if name.startswith(p)), None)

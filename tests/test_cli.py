@@ -11,8 +11,7 @@ from labkit.cli import main
 
 
 def labkit(*args: str, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "labkit", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
+    return subprocess.run([sys.executable, "-m", "labkit", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -114,8 +113,13 @@ def test_checkpoints_go_to_the_clones_outputs_folder_from_anywhere(tmp_path, mon
 
 @pytest.mark.parametrize("columns", [80, 120])
 def test_summary_fits_the_terminal_or_says_how_to_read_it(columns):
-    result = subprocess.run([sys.executable, "-m", "labkit", "summary"], capture_output=True, text=True, timeout=120,
-                            env=os.environ | {"COLUMNS": str(columns)})  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "labkit", "summary"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ | {"COLUMNS": str(columns)},
+    )
     width = max(len(line) for line in result.stdout.splitlines())
     assert result.returncode == 0 and (width <= columns or "less -S" in result.stderr), (width, result.stderr)
     assert "Total params: 142,246" in result.stdout

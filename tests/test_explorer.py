@@ -77,8 +77,10 @@ model = build_model(fit_to_data(get_preset("fast").model, len(data.classes)), se
 explore(model, data)"""
 
 
-@pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
-                    reason="needs Debian's chromium and chromium-driver (.ci/run installs both)")  # fmt: skip
+@pytest.mark.skipif(
+    CHROMIUM is None or CHROMEDRIVER is None,
+    reason="needs Debian's chromium and chromium-driver (.ci/run installs both)",
+)
 def test_the_explorer_runs_in_jupyterlab_and_a_control_changes_the_map(tmp_path):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service

@@ -31,10 +31,15 @@ from labkit.sources import load_source
 def fake_checkpoint(fingerprint: str) -> dict:
     """A small checkpoint of the documented shape, told apart by its run fingerprint."""
     return {key: None for key in KEYS} | {
-        "format": "labkit-checkpoint", "version": 2, "model_state": {"w": torch.zeros(2)},
-        "model_config": {"kind": "vit"}, "preset": "fast", "student_id": "s1", "classes": ["a", "b"],
+        "format": "labkit-checkpoint",
+        "version": 2,
+        "model_state": {"w": torch.zeros(2)},
+        "model_config": {"kind": "vit"},
+        "preset": "fast",
+        "student_id": "s1",
+        "classes": ["a", "b"],
         "run_fingerprint": fingerprint,
-    }  # fmt: skip
+    }
 
 
 def fingerprints(folder: Path) -> list[str]:
@@ -62,8 +67,10 @@ def test_two_processes_saving_to_one_name_lose_nothing(tmp_path):
     save_checkpoint(fake_checkpoint("older"), path, out=io.StringIO())
     script = tmp_path / "racer.py"
     script.write_text(RACER)
-    racers = [subprocess.Popen([sys.executable, str(script), str(path), who, "6"], stderr=subprocess.PIPE, text=True)
-              for who in ("seed0", "seed1")]  # fmt: skip
+    racers = [
+        subprocess.Popen([sys.executable, str(script), str(path), who, "6"], stderr=subprocess.PIPE, text=True)
+        for who in ("seed0", "seed1")
+    ]
     for racer in racers:
         assert racer.wait(timeout=120) == 0, racer.stderr.read()
     expected = sorted(["older"] + [f"seed{s}-{i}" for s in (0, 1) for i in range(6)])

@@ -293,8 +293,12 @@ print(load_source(sys.argv[1], 8).classes)
 
 def test_two_first_runs_on_one_zip_at_once_both_succeed(tmp_path):
     path = image_zip(tmp_path / "mylab.zip", {f"c{i}": 40 for i in range(4)})
-    runs = [subprocess.Popen([sys.executable, "-c", UNPACK_AT_ONCE, str(path)], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True) for _ in range(2)]  # fmt: skip
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", UNPACK_AT_ONCE, str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     outputs = [r.communicate(timeout=120) for r in runs]
     assert [r.returncode for r in runs] == [0, 0], outputs
     assert all("['c0', 'c1', 'c2', 'c3']" in out for out, _ in outputs)
@@ -332,8 +336,9 @@ def test_npz_arrays_that_declare_more_than_they_hold_are_refused_from_their_head
     path = tmp_path / "claims.npz"
     with zipfile.ZipFile(path, "w") as z:
         header = io.BytesIO()
-        np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False,
-                                                      "shape": (1_000_000, 1000, 1000)})  # fmt: skip
+        np.lib.format.write_array_header_1_0(
+            header, {"descr": "|u1", "fortran_order": False, "shape": (1_000_000, 1000, 1000)}
+        )
         z.writestr("x.npy", b"\x93NUMPY\x01\x00" + header.getvalue()[8:] + bytes(100))
         buffer = io.BytesIO()
         np.save(buffer, np.zeros(4, dtype=np.int64))

@@ -45,8 +45,9 @@ def test_the_wheel_holds_the_report_template_and_renders_it(installed, tmp_path)
     which the scratch environment borrows); labkit's must come from the wheel."""
     python, site = installed
     env = os.environ | {"JUPYTER_PATH": str(Path(sys.prefix) / "share" / "jupyter")}
-    ran = subprocess.run([str(python), "-c", RENDER], cwd=tmp_path, env=env, capture_output=True, text=True,
-                         timeout=300)  # fmt: skip
+    ran = subprocess.run(
+        [str(python), "-c", RENDER], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     assert ran.returncode == 0, ran.stderr
     where, checks = ran.stdout.splitlines()
     assert where.startswith(str(site)), "labkit must come from the wheel, not the checkout"
@@ -55,6 +56,11 @@ def test_the_wheel_holds_the_report_template_and_renders_it(installed, tmp_path)
 
 def test_the_installed_command_line_answers(installed, tmp_path):
     python, _ = installed
-    ran = subprocess.run([str(python), "-m", "labkit", "summary", "--preset", "fast"], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    ran = subprocess.run(
+        [str(python), "-m", "labkit", "summary", "--preset", "fast"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert ran.returncode == 0 and "Total params: 142,246" in ran.stdout, ran.stderr
