@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +27,12 @@ def predict(model: nn.Module, batches: Iterable, device: torch.device | str = "c
         logits.append(model(x.to(device)).float().cpu())
         labels.append(y.cpu())
     return torch.cat(logits), torch.cat(labels)
+
+
+def correct(model: nn.Module, batches: Iterable, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Which images of the batches the model gets right, in order: (N,) booleans."""
+    logits, labels = predict(model, batches, device)
+    return logits.argmax(1) == labels
 
 
 def score(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
@@ -74,3 +81,64 @@ def smoothing_floor(label_smoothing: float, num_classes: int) -> float:
     k, eps = num_classes, label_smoothing
     hit, miss = 1 - eps + eps / k, eps / k
     return float(-(hit * math.log(hit) + (k - 1) * miss * math.log(miss)))
+
+
+@dataclass(frozen=True)
+class Paired:
+    """Two models scored on the same test images: where they disagree is the evidence (McNemar's test).
+
+    ``only_a``: images model A got right and model B wrong; ``only_b``: the reverse; ``images``: all of them."""
+
+    only_a: int
+    only_b: int
+    images: int
+
+    @property
+    def difference(self) -> float:
+        """A's accuracy minus B's."""
+        return (self.only_a - self.only_b) / self.images
+
+    @property
+    def p(self) -> float:
+        """Exact two-sided McNemar test: the chance of a split this uneven among the images where they disagree, if
+        each model were as likely to be the one right."""
+        n, k = self.only_a + self.only_b, min(self.only_a, self.only_b)
+        return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n) if n else 1.0
+
+    def interval(self, level: float = 0.95) -> tuple[float, float]:
+        """The difference's exact interval: Clopper-Pearson on A's share of the disagreements, scaled to all the
+        images; it excludes 0 exactly when ``p`` is below 1 - ``level``."""
+        n, alpha = self.only_a + self.only_b, (1 - level) / 2
+        if n == 0:
+            return 0.0, 0.0
+        low = 0.0 if self.only_a == 0 else _solve(lambda q: _tail(self.only_a, n, q) - alpha)
+        high = 1.0 if self.only_a == n else _solve(lambda q: alpha - _tail(n - self.only_a, n, 1 - q))
+        return tuple(n / self.images * (2 * q - 1) for q in (low, high))
+
+
+def paired(right_a: torch.Tensor, right_b: torch.Tensor) -> Paired:
+    """``Paired`` from two boolean tensors: which test images each model got right."""
+    return Paired(int((right_a & ~right_b).sum()), int((~right_a & right_b).sum()), len(right_a))
+
+
+def _tail(k: int, n: int, q: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, q), summed in log space (n may be thousands)."""
+    if q <= 0:
+        return 0.0
+    if q >= 1:
+        return 1.0
+    logs = [
+        math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * math.log(q) + (n - i) * math.log1p(-q)
+        for i in range(k, n + 1)
+    ]
+    top = max(logs)
+    return math.exp(top) * sum(math.exp(v - top) for v in logs)
+
+
+def _solve(f) -> float:
+    """The root in [0, 1] of an increasing ``f``, by bisection."""
+    low, high = 0.0, 1.0
+    for _ in range(60):
+        mid = (low + high) / 2
+        low, high = (mid, high) if f(mid) < 0 else (low, mid)
+    return (low + high) / 2
