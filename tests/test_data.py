@@ -103,12 +103,14 @@ def make_folder(root: Path) -> Path:
     return root
 
 
-def test_image_folder_of_mixed_sizes_modes_and_formats(tmp_path):
+def test_image_folder_of_mixed_sizes_modes_and_formats_says_what_they_were(tmp_path):
     images = load_source(make_folder(tmp_path / "lab"), image_size=28)
     assert images.classes == ["cat", "dog", "owl"]
     assert images.x.shape == (13, 1, 28, 28) and images.x.dtype == torch.uint8
     assert torch.bincount(images.y).tolist() == [4, 4, 5]
-    assert images.skipped == 1 and "1 non-image files skipped" in images.description
+    assert "1 non-image files skipped" in images.description
+    assert images.stored == "BMP, JPEG, PNG, 16×16 to 50×50 px, grayscale, colour, 16-bit grayscale"
+    assert images.stored_pixels == (4 * 40 * 32 + 4 * 50 * 50 + 4 * 28 * 28 + 16 * 16) / 13
     white = images.x[images.y == 2][-1]  # deep.png sorts after 0-3.bmp in owl/
     assert white.min() == 255, "16-bit white must stay white, not be clipped or wrapped"
 
@@ -157,8 +159,12 @@ def write_idx(folder: Path, gz: bool) -> tuple[np.ndarray, np.ndarray]:
     x = rng.integers(0, 255, (30, 28, 28), dtype=np.uint8)
     y = np.arange(30) % 10
     folder.mkdir(parents=True, exist_ok=True)
-    for stem, array in [("train-images-idx3-ubyte", x[:20]), ("train-labels-idx1-ubyte", y[:20]),
-                        ("t10k-images-idx3-ubyte", x[20:]), ("t10k-labels-idx1-ubyte", y[20:])]:  # fmt: skip
+    for stem, array in [
+        ("train-images-idx3-ubyte", x[:20]),
+        ("train-labels-idx1-ubyte", y[:20]),
+        ("t10k-images-idx3-ubyte", x[20:]),
+        ("t10k-labels-idx1-ubyte", y[20:]),
+    ]:
         data = idx_bytes(array)
         if gz:
             (folder / f"{stem}.gz").write_bytes(gzip.compress(data))
