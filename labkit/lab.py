@@ -9,11 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 BASELINE = 0.60  # the lab's pass mark: test accuracy must beat 60%
+LAB_EPOCHS = 20  # the lab's reference budget
+SIGNIFICANCE = 0.05  # a paired difference with a smaller McNemar p is called beyond chance
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"  # the four lab notebooks, in a clone of the lab
 NOTEBOOK_GLOB = "[0-9]*.ipynb"  # 01_data ... 04_qa, in the order a student runs them
 BADGE_TAG, BOOTSTRAP_TAG, PARAMETERS_TAG = "colab-badge", "bootstrap", "parameters"
 TRAINING_LOG_TAG = "training-log"  # the cell that prints the lab's log: folded in the hand-in report
-NOTEBOOK_START_TAG = "notebook-start"  # the report's first cell of each notebook: printed, it starts a page
+SETUP_TAG = "setup"  # a notebook's imports and first step: the report shows neither, nor the settings more than once
 BUILTIN = "builtin"  # the SOURCE of the data that ships with labkit
 PRESET_NAMES = ("fast", "reference", "cnn", "hybrid")  # presets.PRESETS, in this order (checked there)
 VIT_PRESET_NAMES = (
@@ -32,6 +34,11 @@ AUGMENTED_IMAGES = {
     "shift": "the training images shifted by up to 2 pixels",
     "shift+flip": "the training images shifted by up to 2 pixels and mirrored half the time",
 }
+
+
+def passes(accuracy: float, baseline: float = BASELINE) -> bool:
+    """Whether a test accuracy beats the pass mark."""
+    return accuracy > baseline
 
 
 def lab_root() -> Path | None:

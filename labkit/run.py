@@ -1,6 +1,7 @@
 """A training run end to end: data, model, fit, checkpoint; or the saved one, when it matches.
 
-This is what the CLI's ``train`` and the notebooks call, so both print the same lab log.
+This is what the CLI's ``train`` and the notebooks call, so both print the same lab log. ``variations`` gives the
+runs that differ from one run in one of the settings a student chooses, which Question 7 trains beside it.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import io
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
@@ -25,6 +26,8 @@ from labkit.checkpoint import (
 )
 from labkit.data import DataConfig, LabData, load_data
 from labkit.errors import LabError
+from labkit.lab import LAB_EPOCHS
+from labkit.metrics import EVAL_BATCH, predict
 from labkit.models import build_model, fit_to_data, model_kind
 from labkit.presets import Preset, get_preset
 from labkit.safe_write import check_writable, rescue_folder, shown
@@ -47,12 +50,10 @@ class Run:
 
 def begin(settings: RunConfig) -> Preset:
     """A notebook's first step: seed everything from the settings, print what reproduces the run (seed, device,
-    torch) and what the preset is, and return the preset."""
+    torch) and return the preset."""
     seed_everything(settings.seed)
-    preset = get_preset(settings.preset)
     print(f"seed {settings.seed} · device {pick_device()} · torch {torch.__version__}")
-    print(f"preset {preset.name!r}: {preset.about}")
-    return preset
+    return get_preset(settings.preset)
 
 
 def data_for(settings: RunConfig, classes: tuple[int, ...] | None = None, per_class: int | None = None) -> LabData:
@@ -92,7 +93,7 @@ def train_run(
         if saved and saved["run_fingerprint"] == run_fingerprint(
             model_config, train_config, settings.seed, data.fingerprint
         ):
-            print(f"✓ Loaded {shown(path)}: trained earlier with the same settings and data", file=out)
+            print(f"✓ Loaded {shown(path)} (the same settings and data)", file=out)
             history = History(**saved["metrics"]["history"])
             return Run(model_from_checkpoint(saved), saved, path, history, trained=False)
     model = build_model(model_config, settings.seed)
@@ -109,6 +110,9 @@ def train_run(
             file=out,
         )
     model.cpu().eval()
+    # The stored score is the CPU's, whatever trained the model, so a grader's re-score on a CPU gives it back exactly.
+    logits, labels = predict(model, data.batches("test", EVAL_BATCH))
+    history.eval_accuracy[-1] = (logits.argmax(1) == labels).float().mean().item()
     training = Training(train_config, settings.seed, data, history)
     checkpoint = make_checkpoint(model.state_dict(), model_config, p.name, settings.student_id, data.classes, training)
     try:
@@ -120,3 +124,31 @@ def train_run(
     except KeyboardInterrupt:
         raise LabError(f"interrupted (Ctrl-C) while saving: {shown(path)} was not written; train again") from None
     return Run(model, checkpoint, path, history, trained=True)
+
+
+def variations(settings: RunConfig) -> dict[str, RunConfig]:
+    """The runs that differ from ``settings`` in one choice the settings cell leaves to the student: fewer epochs
+    (the lab's 20, or half of a run that trains 20 or fewer; none for a run of one epoch), and the other side of
+    augmentation (none for a run that augments, shifts for one that does not)."""
+    recipe = get_preset(settings.preset).recipe(settings.epochs, settings.augment)
+    epochs = LAB_EPOCHS if recipe.epochs > LAB_EPOCHS else recipe.epochs // 2
+    augment = "none" if recipe.augment != "none" else "shift"
+    found = {"epochs": replace(settings, epochs=epochs)} if epochs else {}
+    return found | {"augment": replace(settings, augment=augment)}
+
+
+def train_variant(data: LabData, settings: RunConfig) -> nn.Module:
+    """A model trained as ``settings`` say, silently and not saved: a comparison, not a hand-in."""
+    p = get_preset(settings.preset)
+    model = build_model(fit_to_data(p.model, len(data.classes)), settings.seed)
+    fit(
+        model,
+        data,
+        p.recipe(settings.epochs, settings.augment),
+        settings.seed,
+        pick_device(),
+        eval_part=None,
+        out=io.StringIO(),
+        progress=False,
+    )
+    return model.cpu().eval()

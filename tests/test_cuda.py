@@ -39,10 +39,10 @@ def test_the_gpu_computes_what_the_cpu_computes(locality):
     torch.testing.assert_close(maps[0].sum(-1).cpu(), torch.ones_like(maps[0].sum(-1).cpu()))
 
 
-def test_a_gpu_run_returns_a_cpu_model_and_a_checkpoint_that_scores_the_same_on_the_cpu(builtin, tmp_path):
+def test_a_gpu_run_stores_the_cpus_score_so_a_cpu_rescore_gives_it_back_exactly(builtin, tmp_path):
     run = train_run(builtin, RunConfig(epochs=2, outputs=tmp_path), device="cuda", progress=False)
     assert all(not p.is_cuda for p in run.model.parameters())  # the notebooks go on with CPU tensors
     saved = load_checkpoint(run.path)
     assert all(not t.is_cuda for t in saved["model_state"].values())
     rescored = evaluate_checkpoint(run.path)
-    assert rescored.accuracy == pytest.approx(run.test_accuracy, abs=2 / len(builtin.test))  # float noise: ≤ 2 images
+    assert rescored.accuracy == run.test_accuracy and not rescored.warnings
