@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
+import ast
 import inspect
+import textwrap
 from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from labkit.metrics import evaluate
-from labkit.small_data import ShiftedPatches
-from labkit.vit import Attention, PreNorm, Transformer, ViT, ViTConfig, patch_embedding
+from labkit.metrics import EVAL_BATCH, correct
+from labkit.small_data import ShiftedPatches, hybrid_embedding, shifted_patch_embedding
+from labkit.vit import Attention, Transformer, ViT, ViTConfig, patch_embedding
 
 
-def position_similarity(model: ViT, subtract: ViT | None = None) -> torch.Tensor:
+def position_similarity(model: ViT) -> torch.Tensor:
     """Cosine similarity between the position embeddings of every pair of patches (the paper's Fig. 7).
 
-    Returns (g, g, g, g): entry [r, c] is the g x g map of patch (r, c)'s similarity to every patch. With
-    ``subtract`` (the same model before training), it compares what training changed, not where it started.
-    """
+    Returns (g, g, g, g): entry [r, c] is the g x g map of patch (r, c)'s similarity to every patch."""
     pos = model.pos_embedding[0, 1:].detach()  # drop the [CLS] position
-    if subtract is not None:
-        pos = pos - subtract.pos_embedding[0, 1:].detach()
     g = model.config.grid
     sim = F.cosine_similarity(pos[:, None], pos[None, :], dim=-1)
     return sim.reshape(g, g, g, g)
@@ -71,26 +69,6 @@ def attention_rollout(maps: list[torch.Tensor], grid: int) -> torch.Tensor:
     return rollout[0, 1:].reshape(grid, grid)
 
 
-def attention_on_content(image: torch.Tensor, rollout: torch.Tensor, patch_size: int) -> str:
-    """One sentence on whether the rollout follows the image's content: the share of the [CLS] token's patch
-    attention that lands on the patches whose mean brightness is above the image's (1 x H x W, raw pixels)."""
-    patches = image[0].float().unfold(0, patch_size, patch_size).unfold(1, patch_size, patch_size).mean((-1, -2))
-    bright = patches > image.float().mean()
-    weight = rollout / rollout.sum()
-    share, count = weight[bright].sum().item(), bright.float().mean().item()
-    ratio = share / count if count else 1.0
-    if ratio > 1.2:
-        reading = "it leans towards the image's content"
-    elif ratio >= 0.8:
-        reading = "about an even share, so it does not single out the content"
-    else:
-        reading = "it draws more on the background than on the content"
-    return (
-        f"The rollout puts {share:.0%} of the [CLS] token's patch attention on the {count:.0%} of patches that are "
-        f"brighter than the image's mean, {ratio:.1f}× their even share: {reading}."
-    )
-
-
 def locality(similarity: torch.Tensor) -> tuple[float, float]:
     """Mean similarity of grid neighbours (distance 1) and of positions 2 or more apart: if training taught the
     embeddings the 2-D layout, the first is clearly larger."""
@@ -103,102 +81,64 @@ def locality(similarity: torch.Tensor) -> tuple[float, float]:
 
 
 def tokens_sentence(config: ViTConfig) -> str:
-    """How the patch embedding turns one image into tokens, with this config's numbers: the grid, the values per
-    patch (with SPT, the patch and its four shifted copies), the width, the sequence and the position table."""
-    p, size, c, g = config.patch_size, config.image_size, config.channels, config.grid
-    values = p * p * c
-    spt = (
-        f", **{5 * values} values** with SPT (the patch and its four shifted copies)" if config.shifted_patches else ""
-    )
+    """How the patch embedding turns one image into tokens, with this config's numbers."""
+    p, size, g = config.patch_size, config.image_size, config.grid
+    values = p * p * config.channels
+    spt = f" ({5 * values} with the four shifted copies of SPT)" if config.shifted_patches else ""
     return (
-        f"With patch size {p}, a {size}×{size} image becomes a **{g}×{g} grid = {g * g} patches**, each flattened to "
-        f"{p}·{p}·{c} = {values} values{spt}, projected to **{config.dim}** dimensions; with the [CLS] token "
-        f"(position 0) the Transformer reads **{g * g + 1} tokens**, and the position table is {g * g + 1} × "
-        f"{config.dim}."
+        f"With patch size {p}, a {size}×{size} image becomes {g}×{g} = **{g * g} patches** of {values} values{spt}, "
+        f"each projected to **{config.dim}** dimensions; with [CLS] the encoder reads **{g * g + 1} tokens**."
     )
 
 
 def spt_copies(config: ViTConfig, image: torch.Tensor) -> torch.Tensor | None:
-    """For a model with shifted patch tokens, what SPT cuts into patches for one uint8 image (1 x H x W): the image
-    and its four diagonal shifts, (5, H, W) in [0, 1]. None for a model without SPT."""
+    """For a model with shifted patch tokens, what SPT cuts into patches for one normalised image (1 x H x W): the
+    image and its four diagonal shifts, (5, H, W), filled with 0, the training images' mean. None without SPT."""
     if not config.shifted_patches:
         return None
-    return ShiftedPatches(config.patch_size).stacked(image[None].float() / 255)[0]
+    return ShiftedPatches(config.patch_size).stacked(image[None])[0]
 
 
 @torch.no_grad()
-def position_ablation(model: ViT, data, seed: int = 0) -> dict[str, float]:
-    """Test accuracy of ``model`` with its patch position embeddings intact, shuffled among the patches (each patch
-    gets another patch's position; [CLS] keeps its own) and zeroed: how much the model relies on where patches are."""
+def position_control(model: ViT, data) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which test images ``model`` gets right with its position embeddings, and with every patch given the mean of
+    the patch positions: the information where each patch lies removed, the offset that all positions share kept
+    (zeroing them would remove that offset too, and move every token off what the model was trained on)."""
     original = model.pos_embedding.detach().clone()
-    order = torch.randperm(original.shape[1] - 1, generator=torch.Generator().manual_seed(seed)) + 1
-    variants = {
-        "intact": original,
-        "shuffled among patches": torch.cat((original[:, :1], original[:, order]), dim=1),
-        "zeroed": torch.cat((original[:, :1], torch.zeros_like(original[:, 1:])), dim=1),
-    }
-    accuracy = {}
+    patches = original[:, 1:]
+    mean = torch.cat((original[:, :1], patches.mean(1, keepdim=True).expand_as(patches)), dim=1)
+    right = []
     try:
-        for name, pos in variants.items():
-            model.pos_embedding.copy_(pos)
-            accuracy[name] = evaluate(model, data.batches("test", 128))[1]
+        for positions in (original, mean):
+            model.pos_embedding.copy_(positions)
+            right.append(correct(model, data.batches("test", EVAL_BATCH)))
     finally:
         model.pos_embedding.copy_(original)
-    return accuracy
+    return right[0], right[1]
 
 
-def position_summary(sims: dict[str, torch.Tensor], change: float) -> str:
-    """Question 6's reading of the similarity maps (trained, untrained, what training changed, in that order):
-    neighbours against distant positions, the spread of the similarities between different positions, and whether
-    the 2-D layout was there from the start (a sine-cosine table), learned, or neither."""
-    rows = [
-        "| position embeddings | neighbours (mean) | ≥ 2 apart (mean) | different positions: range |",
-        "|---|---:|---:|---:|",
-    ]
-    for name, sim in sims.items():
-        near, far = locality(sim)
-        g = sim.shape[0]
-        others = sim.reshape(g * g, g * g)[~torch.eye(g * g, dtype=torch.bool)]
-        rows.append(f"| {name} | {near:+.3f} | {far:+.3f} | {others.min().item():+.2f} … {others.max().item():+.2f} |")
-    (near, far), (start_near, start_far), (added_near, added_far) = (locality(m) for m in sims.values())
-    if start_near - start_far > 0.1:
-        kept = "still" if near - far > 0.1 else "no longer"
-        verdict = (
-            f"The embeddings started as a 2-D sine-cosine table, neighbours alike from the start ({start_near:+.3f} "
-            f"against {start_far:+.3f}): that layout is a prior put in, not learned. After training, neighbouring "
-            f"positions are {kept} more alike than distant ones ({near:+.3f} against {far:+.3f}); "
-            + (f"what training changed also favours neighbours ({added_near:+.3f} against {added_far:+.3f})."
-               if added_near - added_far > 0.1 else
-               f"what training changed adds no layout of its own ({added_near:+.3f} against {added_far:+.3f}).")
-        )  # fmt: skip
-    elif near - far > 0.1:
-        verdict = (
-            f"Neighbouring positions end up more alike than distant ones ({near:+.3f} against {far:+.3f}): training "
-            "taught the embeddings some of the 2-D layout, as in the paper's Fig. 7."
-        )
-    else:
-        verdict = (
-            f"Neighbouring positions are hardly more alike than distant ones ({near:+.3f} against {far:+.3f}): no "
-            "2-D layout was learned here, unlike the paper's Fig. 7 (whose Appendix D.4 notes that the pattern "
-            "depends on the training hyperparameters, Fig. 10)."
-        )
-    return (
-        "\n".join(rows)
-        + f"\n\nTraining changed the position embeddings by {change:.1%} of their starting size. "
-        + verdict
+def equation_code(config: ViTConfig) -> list[tuple[str, str]]:
+    """Where each of the paper's Eq. 1-4 lives in the code of a model with this config, in reading order, for
+    Question 10a: its own patch embedding, then the parts every ViT shares."""
+    embedding = (
+        hybrid_embedding if config.conv_stem else shifted_patch_embedding if config.shifted_patches else patch_embedding
     )
-
-
-def equation_code() -> list[tuple[str, str]]:
-    """Where each of the paper's Eq. 1-4 lives in ``vit.py``, in reading order, with its source, for Question 10a."""
     parts = [
-        ("Eq. 1, x_p E: the plain patch embedding (cut, then one shared Linear)", patch_embedding),
-        ("Eq. 1: ViT.embed ([CLS] prepended, E_pos added)", ViT.embed),
-        ("Eq. 2-3: Transformer.forward (residual around each sub-layer)", Transformer.forward),
-        ("Eq. 2-3: PreNorm.forward (the LN before MSA and MLP)", PreNorm.forward),
-        ("Eq. 4: ViT.forward_head (LN, then the linear classifier on z_L^0)", ViT.forward_head),
+        ("Eq. 1, x_p E", embedding),
+        ("Eq. 1, [CLS] and E_pos", ViT.embed),
+        ("Eq. 2-3, the blocks", Transformer.forward),
     ]
-    return [(title, inspect.getsource(fn)) for title, fn in parts]
+    return [(title, without_docstring(inspect.getsource(fn))) for title, fn in parts]
+
+
+def without_docstring(source: str) -> str:
+    """A function's source less its docstring: the lines that compute."""
+    node = ast.parse(textwrap.dedent(source)).body[0]
+    first = node.body[0]
+    if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)):
+        return source
+    lines = source.splitlines(keepends=True)
+    return "".join(lines[: first.lineno - 1] + lines[first.end_lineno :])
 
 
 @torch.no_grad()
@@ -210,17 +150,18 @@ def equation_shapes(model: ViT, images: torch.Tensor) -> str:
     z0 = model.embed(images)
     zl = model.forward_features(images)
     norm, classifier = model.mlp_head
+    c = model.config
+    cut = "x_p with SPT's copies" if c.shifted_patches else "x_p from the stem" if c.conv_stem else "x_p"
     steps = [
         ("images", images),
-        ("patches x_p", patches),
+        (cut, patches),
         ("x_p E", tokens),
-        ("z_0 ([CLS] + E_pos)", z0),
-        ("z_L (after all blocks)", zl),
-        ("z_L^0 ([CLS])", zl[:, 0]),
-        ("y = LN(z_L^0) (Eq. 4)", norm(zl[:, 0])),
-        ("class scores (head on y)", classifier(norm(zl[:, 0]))),
+        ("z_0", z0),
+        ("z_L", zl),
+        ("y = LN(z_L^0)", norm(zl[:, 0])),
+        ("class scores", classifier(norm(zl[:, 0]))),
     ]
-    return "\n".join(f"{name:>24}: {tuple(t.shape)}" for name, t in steps)
+    return "\n".join(f"{name:>21}: {tuple(t.shape)}" for name, t in steps)
 
 
 @torch.no_grad()
@@ -228,8 +169,11 @@ def patch_embedding_is_a_convolution(config: ViTConfig, images: torch.Tensor) ->
     """The paper's plain patch embedding equals a Conv2d with kernel = stride = patch size carrying the same
     weights (checked on an untrained model: the identity holds for any weights)."""
     p = config.patch_size
-    plain = ViT(replace(config, shifted_patches=False, conv_stem=0, locality_attention=False, gpsa_blocks=0,
-                        diagonal_mask=False))  # fmt: skip
+    plain = ViT(
+        replace(
+            config, shifted_patches=False, conv_stem=0, locality_attention=False, gpsa_blocks=0, diagonal_mask=False
+        )
+    )
     linear = plain.to_patch_embedding[1]
     conv = torch.nn.Conv2d(config.channels, config.dim, kernel_size=p, stride=p)
     conv.weight.copy_(rearrange(linear.weight, "d (p1 p2 c) -> d c p1 p2", p1=p, p2=p))

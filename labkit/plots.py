@@ -1,4 +1,7 @@
-"""The lab's figures. Each function draws one figure and returns it; the notebooks show them."""
+"""The lab's figures. Each function draws one figure and returns it; the notebooks show them.
+
+Class names are the student's folder names: drawn literally (``literal``), never as matplotlib's TeX-like math.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +16,22 @@ from matplotlib.ticker import MaxNLocator
 from labkit.lab import BASELINE
 
 if TYPE_CHECKING:
+    from labkit.metrics import Paired
     from labkit.train import History
+
+MAX_CLASSES_DRAWN = 20  # rows of the sample grid; numbers in the confusion matrix's cells
+
+
+def literal(text: object) -> str:
+    """``text`` as matplotlib draws it unchanged: a ``$`` would otherwise start math (and a stray one fail)."""
+    return str(text).replace("$", r"\$")
 
 
 def sample_grid(x: torch.Tensor, y: torch.Tensor, classes: list[str], per_class: int = 8) -> Figure:
-    """The first ``per_class`` images of each class, one row per class."""
-    fig, axes = plt.subplots(len(classes), per_class, figsize=(per_class * 0.9, len(classes) * 0.95), squeeze=False)
-    for row, name in enumerate(classes):
+    """The first ``per_class`` images of each class, one row per class (of the first MAX_CLASSES_DRAWN)."""
+    shown = classes[:MAX_CLASSES_DRAWN]
+    fig, axes = plt.subplots(len(shown), per_class, figsize=(per_class * 0.65, len(shown) * 0.68), squeeze=False)
+    for row, name in enumerate(shown):
         idx = (y == row).nonzero().flatten()[:per_class]
         for col in range(per_class):
             ax = axes[row, col]
@@ -27,22 +39,31 @@ def sample_grid(x: torch.Tensor, y: torch.Tensor, classes: list[str], per_class:
             ax.set_yticks([])
             if col < len(idx):
                 ax.imshow(x[idx[col], 0], cmap="gray")
-        axes[row, 0].set_ylabel(name, rotation=0, ha="right", va="center")
-    fig.suptitle("Training images, by class")
+        axes[row, 0].set_ylabel(literal(name), rotation=0, ha="right", va="center")
+    more = f" (the first {len(shown)} of {len(classes)} classes)" if len(shown) < len(classes) else ""
+    fig.suptitle(f"Training images, by class{more}")
     return fig
 
 
 def patch_grid(image: torch.Tensor, patch_size: int, shifted: torch.Tensor | None = None, title: str = "") -> Figure:
-    """One image (1 x H x W) cut into patches, each numbered with its token position (the [CLS] token is 0), beside
-    the patches in the order the patch embedding reads them. With ``shifted`` (SPT's (5, H, W) stack), a row
-    below shows the four shifted copies that every patch vector also carries."""
+    """One image (1 x H x W) cut into patches, each numbered with its token position ([CLS] is 0). With ``shifted``
+    (SPT's (5, H, W) stack), the four shifted copies follow, whose patches each patch vector also carries."""
     img = image[0].float()
     g = img.shape[-1] // patch_size
-    rows = 2 if shifted is not None else 1
-    fig = plt.figure(figsize=(10, 4.6 * rows), layout="constrained")
-    top, bottom = fig.subfigures(rows, 1, height_ratios=[1, 0.55][:rows]) if rows == 2 else (fig, None)
-    left, right = top.subfigures(1, 2, width_ratios=[1, 1])
-    ax = left.subplots()
+    copies = (
+        []
+        if shifted is None
+        else list(zip(shifted[1:], ["shifted ↘", "shifted ↙", "shifted ↗", "shifted ↖"], strict=True))
+    )
+    fig, axes = plt.subplots(
+        1,
+        1 + len(copies),
+        figsize=(4.6 + 2.2 * len(copies), 4.6),
+        layout="constrained",
+        gridspec_kw={"width_ratios": [2] + [1] * len(copies)},
+        squeeze=False,
+    )
+    ax = axes[0, 0]
     ax.imshow(img, cmap="gray")
     for k in range(1, g):
         ax.axhline(k * patch_size - 0.5, color="tab:red", lw=0.8)
@@ -60,49 +81,23 @@ def patch_grid(image: torch.Tensor, patch_size: int, shifted: torch.Tensor | Non
                 bbox={"boxstyle": "round,pad=0.1", "fc": "black", "alpha": 0.5, "lw": 0},
             )
     ax.set_title(f"{img.shape[-2]}×{img.shape[-1]} image, {g}×{g} patches of {patch_size}×{patch_size} px")
-    ax.set_xlabel("column (pixels)")
-    ax.set_ylabel("row (pixels)")
-    # One row more than the grid: its first tile is token 0, the learned [CLS] token, which has no pixels.
-    cells = right.subplots(g + 1, g, gridspec_kw={"hspace": 0.45, "wspace": 0.15})
-    for a in cells.flat:
+    ax.set(xlabel="column (pixels)", ylabel="row (pixels)")
+    for a, (picture, name) in zip(axes[0, 1:], copies, strict=True):
+        a.imshow(picture, cmap="gray", vmin=shifted.min().item(), vmax=shifted.max().item())
+        a.set_title(name)
         a.set_xticks([])
         a.set_yticks([])
-    for a in cells[0, 1:]:
-        a.set_axis_off()
-    cells[0, 0].imshow(torch.ones(patch_size, patch_size), cmap="Oranges", vmin=0, vmax=2)
-    cells[0, 0].set_title("0 [CLS]", fontsize=6, pad=1)
-    lo, hi = img.min().item(), img.max().item()
-    for r in range(g):
-        for c in range(g):
-            a = cells[r + 1, c]
-            a.imshow(
-                img[r * patch_size : (r + 1) * patch_size, c * patch_size : (c + 1) * patch_size],
-                cmap="gray",
-                vmin=lo,
-                vmax=hi,
-            )
-            a.set_title(str(r * g + c + 1), fontsize=6, pad=1)
-    right.suptitle("the token sequence: 0 is [CLS] (learned), then the patches row by row", fontsize=9)
-    if bottom is not None:
-        copies = bottom.subplots(1, shifted.shape[0])
-        names = ["the image", "shifted ↘", "shifted ↙", "shifted ↗", "shifted ↖"]
-        for a, picture, name in zip(copies, shifted, names, strict=True):
-            a.imshow(picture, cmap="gray", vmin=shifted.min().item(), vmax=shifted.max().item())
-            a.set_title(name, fontsize=9)
-            a.set_xticks([])
-            a.set_yticks([])
-        k = shifted.shape[0]
-        bottom.suptitle(
-            f"SPT: each patch vector holds that patch of all {k} ({k} × {patch_size}·{patch_size} = "
-            f"{k * patch_size**2} values)",
-            fontsize=10,
-        )
     fig.suptitle(title or "Patchify: pixel (i, j) goes to patch (i // p, j // p)")
     return fig
 
 
-def training_curves(history: History, test_images: int, baseline: float = BASELINE,
-                    loss_floor: float | None = None, augment: str = "shift") -> Figure:  # fmt: skip
+def training_curves(
+    history: History,
+    test_images: int,
+    baseline: float = BASELINE,
+    loss_floor: float | None = None,
+    augment: str = "shift",
+) -> Figure:
     """Loss and accuracy per epoch, training (measured on the batches as they passed, augmented as ``augment``
     says) beside test, and the test error on a log axis, where the late epochs' changes show. ``loss_floor`` draws
     the lowest training loss label smoothing allows. A log axis has no zero: epochs without a single test error are
@@ -129,8 +124,12 @@ def training_curves(history: History, test_images: int, baseline: float = BASELI
         err.axhline(none, color="gray", ls=":", label="no test error")
         err.legend(loc="upper right")
     err.set_yscale("log")
-    err.set(title="Test error per epoch (log axis)", xlabel="epoch", ylabel="test error (%, log scale)",
-            ylim=(none / 1.5, 100))  # fmt: skip
+    err.set(
+        title="Test error per epoch (log axis)",
+        xlabel="epoch",
+        ylabel="test error (%, log scale)",
+        ylim=(none / 1.5, 100),
+    )
     for ax in (loss, acc, err):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlim(0.5, len(epochs) + 0.5)
@@ -138,26 +137,23 @@ def training_curves(history: History, test_images: int, baseline: float = BASELI
 
 
 def confusion(matrix: torch.Tensor, classes: list[str]) -> Figure:
-    """The confusion matrix (rows: true class) beside per-class accuracy on an axis from 0 to 100%."""
-    m = matrix.numpy()
-    per_class = m.diagonal() / np.maximum(m.sum(1), 1) * 100
-    fig, (ax, bars) = plt.subplots(
-        1, 2, figsize=(11, 4.6), gridspec_kw={"width_ratios": [1.2, 1]}, layout="constrained"
-    )
+    """The confusion matrix (rows: true class), its counts written in the cells when there are few classes."""
+    m, k = matrix.numpy(), len(classes)
+    size = min(9, 2 + 0.25 * k)
+    fig, ax = plt.subplots(figsize=(size + 1.2, size), layout="constrained")
     image = ax.imshow(m, cmap="Blues")
-    for i in range(len(classes)):
-        for j in range(len(classes)):
-            ax.text(j, i, str(m[i, j]), ha="center", va="center", color="white" if m[i, j] > m.max() / 2 else "black")
-    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
-    ax.set_yticks(range(len(classes)), classes)
-    ax.set(xlabel="predicted class", ylabel="true class", title="Confusion matrix (test split, image counts)")
+    if k <= MAX_CLASSES_DRAWN:
+        for i in range(k):
+            for j in range(k):
+                ax.text(
+                    j, i, str(m[i, j]), ha="center", va="center", color="white" if m[i, j] > m.max() / 2 else "black"
+                )
+    if k <= 2 * MAX_CLASSES_DRAWN:
+        labels = [literal(c) for c in classes]
+        ax.set_xticks(range(k), labels, rotation=45, ha="right")
+        ax.set_yticks(range(k), [f"{c} ({n})" for c, n in zip(labels, m.sum(1), strict=True)])
+    ax.set(xlabel="predicted class", ylabel="true class (test images)", title="Confusion matrix (test split)")
     fig.colorbar(image, ax=ax, shrink=0.8, label="images")
-    bars.barh(range(len(classes)), per_class, color="tab:blue")
-    for i, value in enumerate(per_class):  # inside the bar's end, so the axis can stop at 100%
-        bars.text(value, i, f"{value:.1f}% ", va="center", ha="right", fontsize=9, color="white")
-    bars.set_yticks(range(len(classes)), [f"{c} ({n})" for c, n in zip(classes, m.sum(1), strict=True)])
-    bars.invert_yaxis()
-    bars.set(xlim=(0, 100), xlabel="accuracy (%)", title="Per-class accuracy (test split; images per class)")
     return fig
 
 
@@ -175,64 +171,88 @@ def misclassified(x: torch.Tensor, y: torch.Tensor, pred: torch.Tensor, classes:
         ax.axis("off")
     for ax, i in zip(axes.flat, chosen, strict=False):
         ax.imshow(x[i, 0], cmap="gray")
-        ax.set_title(f"true {classes[y[i]]}\npred {classes[pred[i]]}", fontsize=8)
+        ax.set_title(f"true {literal(classes[y[i]])}\npred {literal(classes[pred[i]])}", fontsize=8)
     total = (pred != y).sum().item()
     if total:
-        fig.suptitle(f"Misclassified test images: {len(chosen)} shown of {total} (out of {len(y)}), taken in turn "
-                     "from each true class")  # fmt: skip
+        fig.suptitle(
+            f"Misclassified test images: {len(chosen)} shown of {total} (out of {len(y)}), taken in turn "
+            "from each true class"
+        )
     else:
         fig.suptitle(f"Misclassified test images: none of the {len(y)}")
     return fig
 
 
+def similarity_range(sims: list[torch.Tensor]) -> tuple[float, float]:
+    """The smallest and largest similarity between *different* positions in the maps: the colour scale's ends (each
+    position's 1.0 with itself would wash the rest out)."""
+    g = sims[0].shape[0]
+    others = torch.cat([sim.reshape(g * g, g * g)[~torch.eye(g * g, dtype=torch.bool)] for sim in sims])
+    return others.min().item(), others.max().item()
+
+
 def position_similarity(sims: list[torch.Tensor], titles: list[str]) -> Figure:
     """Fig. 7 of the paper: for each patch position (r, c), its position embedding's cosine similarity with
-    every other position, drawn as a small map at (r, c). One panel per model, one colour scale for all, set by the
-    largest similarity between *different* positions (each position's 1.0 with itself would wash the rest out)."""
+    every other position, drawn as a small map at (r, c). One panel per model, one sequential colour scale for all,
+    fitted to the similarities between different positions (bright: more alike)."""
     g = sims[0].shape[0]
-    eye = torch.eye(g * g, dtype=torch.bool)
-    limit = max(sim.reshape(g * g, g * g)[~eye].abs().max().item() for sim in sims)
-    fig, axes = plt.subplots(1, len(sims), figsize=(5.2 * len(sims), 5.6), squeeze=False, layout="constrained")
+    low, high = similarity_range(sims)
+    fig, axes = plt.subplots(1, len(sims), figsize=(3.6 * len(sims), 3.8), squeeze=False, layout="constrained")
     for ax, sim, title in zip(axes[0], sims, titles, strict=True):
         mosaic = torch.ones(g * (g + 1) - 1, g * (g + 1) - 1) * float("nan")
         for r in range(g):
             for c in range(g):
                 mosaic[r * (g + 1) : r * (g + 1) + g, c * (g + 1) : c * (g + 1) + g] = sim[r, c]
-        image = ax.imshow(mosaic, cmap="RdBu_r", vmin=-limit, vmax=limit)
+        image = ax.imshow(mosaic, cmap="viridis", vmin=low, vmax=high)
         ax.set_title(title)
         ax.set_xticks([r * (g + 1) + g / 2 - 0.5 for r in range(g)], range(1, g + 1))
         ax.set_yticks([r * (g + 1) + g / 2 - 0.5 for r in range(g)], range(1, g + 1))
         ax.set(xlabel="input patch column", ylabel="input patch row")
-    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label=f"cosine similarity (clipped at ±{limit:.2f})")
+    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label=f"cosine similarity ({low:+.2f} to {high:+.2f})")
     fig.suptitle("Similarity of position embeddings")
     return fig
 
 
-def attention(image: torch.Tensor, heads: torch.Tensor, to_itself: torch.Tensor, rollout: torch.Tensor,
-              patch_size: int, title: str) -> Figure:  # fmt: skip
-    """The input with its patch grid; the [CLS] token's attention to each patch per head in the last block, each head
-    on its own colour scale (its largest weight named in its title, beside the weight [CLS] keeps on itself, which
-    the map leaves out); and the rollout over all blocks as a multiple of an even share, on a log scale that is
-    symmetric around 1 (halved and doubled look alike)."""
+def attention(
+    image: torch.Tensor,
+    heads: torch.Tensor,
+    to_itself: torch.Tensor,
+    rollout: torch.Tensor,
+    patch_size: int,
+    title: str,
+) -> Figure:
+    """The input with its patch grid, the rollout over all blocks, and the [CLS] token's attention to each patch per
+    head in the last block, six panels a row. The heads share one colour scale, from 0 to the largest weight any of
+    them puts on a patch (each title gives the weight [CLS] keeps on itself, which its map leaves out); the rollout is
+    a multiple of an even share, on a log scale symmetric around 1 (halved and doubled look alike)."""
     n, g = heads.shape[0], heads.shape[-1]
-    fig, axes = plt.subplots(1, n + 2, figsize=(2.3 * (n + 2) + 1.5, 3.2), layout="constrained")
+    cols = min(n + 2, 6)
+    rows = -(-(n + 2) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.2 * rows + 0.4), layout="constrained", squeeze=False)
+    axes = axes.flat
+    for ax in axes:
+        ax.set_axis_off()
+    axes[0].set_axis_on()
     axes[0].imshow(image[0], cmap="gray")
     for k in range(1, g):
         axes[0].axhline(k * patch_size - 0.5, color="tab:red", lw=0.6)
         axes[0].axvline(k * patch_size - 0.5, color="tab:red", lw=0.6)
-    axes[0].set_title("input, its patches")
-    for h, ax in enumerate(axes[1 : n + 1]):
-        shown = ax.imshow(heads[h], cmap="magma", vmin=0, vmax=heads[h].max().item())
-        ax.set_title(f"head {h + 1}: max {heads[h].max().item():.2f}\n(to [CLS] itself {to_itself[h].item():.2f})",
-                     fontsize=9)  # fmt: skip
-        fig.colorbar(shown, ax=ax, shrink=0.7)
+    axes[0].set_title("input and its patches")
     ratio = (rollout / rollout.mean()).clamp(min=1e-6)
     reach = max(float(np.abs(np.log2(ratio.numpy())).max()), 0.05)
-    rolled = axes[-1].imshow(np.log2(ratio.numpy()), cmap="RdBu_r", vmin=-reach, vmax=reach)
-    axes[-1].set_title("rollout ÷ even share")
-    bar = fig.colorbar(rolled, ax=axes[-1], shrink=0.85, label="× even share")
+    axes[1].set_axis_on()
+    rolled = axes[1].imshow(np.log2(ratio.numpy()), cmap="RdBu_r", vmin=-reach, vmax=reach)
+    axes[1].set_title("rollout ÷ even share")
+    bar = fig.colorbar(rolled, ax=axes[1], shrink=0.85)
     ticks = np.linspace(-reach, reach, 5)
     bar.set_ticks(ticks, labels=[f"{2**t:.3g}×" for t in ticks])
+    top = heads.max().item()
+    for h in range(n):
+        ax = axes[h + 2]
+        ax.set_axis_on()
+        shown = ax.imshow(heads[h], cmap="magma", vmin=0, vmax=top)
+        ax.set_title(f"head {h + 1} (to [CLS] itself: {to_itself[h].item():.2f})")
+    fig.colorbar(shown, ax=[axes[h + 2] for h in range(n)], shrink=0.7, label="[CLS] attention weight")
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -255,7 +275,7 @@ def explorer_view(
     """The attention explorer's view of one test image: the image with one attention map over it (a head's weights
     from 0 to their largest, or the ``rollout`` as a multiple of an even share on a log scale symmetric around 1);
     the class probabilities, the true class marked; and the position-embedding similarity of the patch at
-    ``position`` (row, column) to every patch, from -1 to 1."""
+    ``position`` (row, column) to every other patch, on the scale of Question 6's figure."""
     g = attention.shape[-1]
     size = g * patch_size
     fig, (over, probs, pos) = plt.subplots(
@@ -280,12 +300,13 @@ def explorer_view(
     predicted = int(probabilities.argmax())
     colours = ["tab:green" if k == true else "tab:gray" for k in range(len(classes))]
     probs.barh(range(len(classes)), probabilities.numpy() * 100, color=colours)
-    probs.set_yticks(range(len(classes)), classes)
+    probs.set_yticks(range(len(classes)), [literal(c) for c in classes])
     probs.invert_yaxis()
     probs.set(xlim=(0, 100), xlabel="probability (%)")
-    probs.set_title(f"true {classes[true]} (green), predicted {classes[predicted]}", fontsize=10)
+    probs.set_title(f"true {literal(classes[true])} (green), predicted {literal(classes[predicted])}", fontsize=10)
     r, c = position
-    cosine = pos.imshow(similarity[r, c].numpy(), cmap="RdBu_r", vmin=-1, vmax=1)
+    low, high = similarity_range([similarity])
+    cosine = pos.imshow(similarity[r, c].numpy(), cmap="viridis", vmin=low, vmax=high)
     fig.colorbar(cosine, ax=pos, shrink=0.8, label="cosine similarity")
     pos.add_patch(plt.Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, edgecolor="black", lw=2))
     pos.set_title(f"position similarity of patch (row {r + 1}, col {c + 1})", fontsize=10)
@@ -294,17 +315,35 @@ def explorer_view(
     return fig
 
 
-def comparison(names: list[str], accuracies: list[float], params: list[int], seconds: list[float]) -> Figure:
-    """Models side by side: test accuracy (axis from 0 to 100%), parameters, training time; values on the bars."""
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), layout="constrained")
-    colours = ["tab:blue", "tab:orange", "tab:green"][: len(names)]
-    values = [np.array(accuracies) * 100, np.array(params), np.array(seconds)]
-    labels = ["test accuracy (%)", "parameters", "training time (s)"]
-    formats = ["{:.1f}%", "{:,.0f}", "{:.0f} s"]
-    for ax, v, label, fmt in zip(axes, values, labels, formats, strict=True):
-        bars = ax.bar(names, v, color=colours)
-        ax.bar_label(bars, [fmt.format(x) for x in v], padding=2, fontsize=9)
-        ax.set(title=label, ylabel=label)
-        ax.set_ylim(0, v.max() * 1.18)
-    axes[0].set_ylim(0, 105)
+def comparison(names: list[str], accuracies: list[float], seconds: list[float], difference: Paired) -> Figure:
+    """Two models on the same test images: each one's accuracy as a point, on an axis fitted to them; the first's
+    lead over the second with its exact paired 95% interval, on an axis that holds 0; and each one's training time."""
+    fig, (acc, lead, time) = plt.subplots(
+        1, 3, figsize=(11, 2.6), layout="constrained", gridspec_kw={"width_ratios": [1.2, 1.2, 1]}
+    )
+    values = np.array(accuracies) * 100
+    rows = np.arange(len(names))
+    acc.plot(values, rows, "o", color="tab:blue")
+    for y, v in zip(rows, values, strict=True):
+        acc.annotate(f"{v:.1f}%", (v, y), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=9)
+    span = max(values.max() - values.min(), 1.0)
+    acc.set(
+        xlim=(values.min() - span, min(100, values.max() + span)),
+        ylim=(-0.7, len(names) - 0.3),
+        xlabel="test accuracy (%)",
+        title="accuracy",
+    )
+    acc.set_yticks(rows, names)
+    low, high = (100 * v for v in difference.interval())
+    point = difference.difference * 100
+    lead.errorbar([point], [0], xerr=[[point - low], [high - point]], fmt="o", color="tab:orange", capsize=4)
+    lead.axvline(0, color="gray", lw=0.8)
+    reach = max(abs(low), abs(high), 0.5) * 1.3
+    lead.set(xlim=(-reach, reach), ylim=(-1, 1), xlabel="points", title=f"{names[0]} − {names[1]} (95% interval)")
+    lead.set_yticks([])
+    time.barh(rows, seconds, color="tab:gray")
+    time.set_yticks(rows, names)
+    time.set(xlabel="training time (s)", title="time", xlim=(0, max(seconds) * 1.25))
+    for y, v in zip(rows, seconds, strict=True):
+        time.text(v, y, f" {v:.0f} s", va="center", fontsize=9)
     return fig

@@ -1,9 +1,8 @@
-"""The model's torchinfo table (the lab's columns) and a per-part parameter breakdown."""
+"""The model's torchinfo table, with the lab's columns and depth."""
 
 from __future__ import annotations
 
 import re
-from collections import Counter
 
 import torchinfo
 from torch import nn
@@ -22,8 +21,9 @@ def column_width(terminal: int) -> int:
     return max(12, min(COLUMN_WIDTH, (terminal - NAME_WIDTH) // len(LAB_COLUMNS)))
 
 
-def summarize(model: nn.Module, depth: int = LAB_DEPTH, verbose: int = 0,
-              col_width: int = COLUMN_WIDTH) -> torchinfo.ModelStatistics:  # fmt: skip
+def summarize(
+    model: nn.Module, depth: int = LAB_DEPTH, verbose: int = 0, col_width: int = COLUMN_WIDTH
+) -> torchinfo.ModelStatistics:
     """torchinfo's summary for one image of the model's input size, on the CPU; ``str()`` gives the table."""
     c = model.config
     return torchinfo.summary(
@@ -44,24 +44,3 @@ _UNITS = {"NONE": "", "KILOBYTES": "thousands", "MEGABYTES": "millions", "GIGABY
 def render(stats: torchinfo.ModelStatistics) -> str:
     """The table as text, with the mult-adds line reading "Total mult-adds (millions): ..." on every Python."""
     return re.sub(r"\(Units\.(\w+)\)", lambda m: f"({_UNITS.get(m[1], m[1])})", str(stats))
-
-
-def parameter_breakdown(model: nn.Module) -> dict[str, int]:
-    """Parameters by part of the ViT (or CNN); the counts add up to the model's total."""
-    parts: Counter[str] = Counter()
-    for name, p in model.named_parameters():
-        parts[_part(name)] += p.numel()
-    return dict(parts)
-
-
-def _part(name: str) -> str:
-    if name.startswith("to_patch_embedding"):
-        return "patch embedding"
-    if name in ("cls_token", "pos_embedding"):
-        return "[CLS] token + position embeddings"
-    if name.startswith("transformer.layers."):
-        block, sub = name.split(".")[2:4]
-        return f"block {block}: {'attention' if sub == '0' else 'MLP'} (with its LayerNorm)"
-    if name.startswith("mlp_head"):
-        return "head (LayerNorm + Linear)"
-    return name.split(".")[0]

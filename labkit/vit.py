@@ -236,9 +236,6 @@ class ViT(nn.Module):
 
     def embed(self, img: torch.Tensor) -> torch.Tensor:
         """Eq. 1: z0 = [x_class; x_p^1 E; ...; x_p^N E] + E_pos."""
-        c = self.config
-        expected = (c.channels, c.image_size, c.image_size)
-        assert tuple(img.shape[1:]) == expected, f"expected images of shape (b, {expected}), got {tuple(img.shape)}"
         x = self.to_patch_embedding(img)
         cls_tokens = repeat(self.cls_token, "1 1 d -> b 1 d", b=x.shape[0])
         x = torch.cat((cls_tokens, x), dim=1) + self.pos_embedding
