@@ -14,7 +14,7 @@ candidate here is the `fast` preset with a few changes, scored three ways:
 The candidates chose the sizes and recipe before the locality priors were tried (``priors.py``), so each runs with
 every prior off, whichever the preset now ships. A candidate is judged by the worse of its digits mean and its
 large-split clothes mean (a default must hold on data nobody tuned it for), and only among those within the
-one-minute budget. The table goes to labkit/results/candidates.csv, which the QA notebook's Question 7 shows. Runs
+one-minute budget. The table goes to results/candidates.csv and benchmarks/README.md. Runs
 are cached in benchmarks/results/candidates.jsonl, one line each. `--jobs 2` runs two at a time, one torch thread
 each (how the shipped runs were made): accuracies do not depend on it, and the seconds column is not used.
 """
@@ -33,15 +33,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from full_sweep import Variant, run_variant
 from priors import NO_PRIOR
 from sets import HARD, fashion_held_out
+from tables import RESULTS, candidates, write_block
 
-from labkit import results
 from labkit.data import DataConfig, LabData, load_data
 from labkit.metrics import EVAL_BATCH, evaluate
 from labkit.models import build_model, count_parameters, fit_to_data
 from labkit.presets import get_preset
-from labkit.sweep import Variant, run_variant
 from labkit.train import fit
 
 HERE = Path(__file__).parent
@@ -88,11 +88,17 @@ def score_on_large_split(name: str, seed: int) -> dict:
     model_changes, recipe, epochs = CANDIDATES[name]
     fast, data = get_preset("fast"), large_split()
     model = build_model(fit_to_data(replace(fast.model, **NO_PRIOR, **model_changes), len(data.classes)), seed)
-    history = fit(model, data, replace(fast.train, **recipe, epochs=epochs), seed, eval_part=None,
-                  out=io.StringIO(), progress=False)  # fmt: skip
+    history = fit(
+        model,
+        data,
+        replace(fast.train, **recipe, epochs=epochs),
+        seed,
+        eval_part=None,
+        out=io.StringIO(),
+        progress=False,
+    )
     accuracy = evaluate(model, data.batches("test", EVAL_BATCH))[1]
-    return {"params": count_parameters(model), "val_accuracy": round(accuracy, 4),
-            "seconds": round(history.seconds, 1)}  # fmt: skip
+    return {"params": count_parameters(model), "val_accuracy": round(accuracy, 4), "seconds": round(history.seconds, 1)}
 
 
 def run(name: str, set_name: str, seed: int, threads: int | None = None) -> dict:
@@ -104,8 +110,15 @@ def run(name: str, set_name: str, seed: int, threads: int | None = None) -> dict
     else:
         data = load_data(replace(SETS[set_name], val_fraction=0.2))
         row = run_variant(Variant(name, NO_PRIOR | model, recipe), data, epochs=epochs, seed=seed)
-    return {"candidate": name, "set": set_name, "seed": seed, "epochs": epochs, "params": row["params"],
-            "val_accuracy": row["val_accuracy"], "seconds": row["seconds"]}  # fmt: skip
+    return {
+        "candidate": name,
+        "set": set_name,
+        "seed": seed,
+        "epochs": epochs,
+        "params": row["params"],
+        "val_accuracy": row["val_accuracy"],
+        "seconds": row["seconds"],
+    }
 
 
 def table(runs: list[dict]) -> list[dict]:
@@ -116,8 +129,11 @@ def table(runs: list[dict]) -> list[dict]:
         row = {"candidate": name, "default": name == default}
         for set_name in SEEDS:
             accs = [r["val_accuracy"] for r in runs if r["candidate"] == name and r["set"] == set_name]
-            row |= {f"{set_name}_mean": round(statistics.mean(accs), 4),
-                    f"{set_name}_std": round(statistics.stdev(accs), 4), f"{set_name}_seeds": len(accs)}  # fmt: skip
+            row |= {
+                f"{set_name}_mean": round(statistics.mean(accs), 4),
+                f"{set_name}_std": round(statistics.stdev(accs), 4),
+                f"{set_name}_seeds": len(accs),
+            }
         row["worse_mean"] = min(row[f"{s}_mean"] for s in JUDGED)
         row["params"] = next(r["params"] for r in runs if r["candidate"] == name)
         rows.append(row)
@@ -151,8 +167,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     runs = [json.loads(line) for line in CACHE.read_text().splitlines()] if CACHE.is_file() else []
     done = {(r["candidate"], r["set"], r["seed"]) for r in runs}
-    todo = [(name, set_name, seed) for set_name, seeds in SEEDS.items() for seed in range(seeds)
-            for name in CANDIDATES if (name, set_name, seed) not in done]  # fmt: skip
+    todo = [
+        (name, set_name, seed)
+        for set_name, seeds in SEEDS.items()
+        for seed in range(seeds)
+        for name in CANDIDATES
+        if (name, set_name, seed) not in done
+    ]
     threads = 1 if args.jobs > 1 else None
     with ProcessPoolExecutor(args.jobs) as pool:
         futures = [pool.submit(run, *job, threads) for job in todo]
@@ -162,11 +183,12 @@ def main(argv: list[str] | None = None) -> int:
             with CACHE.open("a") as f:
                 f.write(json.dumps(runs[-1]) + "\n")
     rows = table(runs)
-    with open(str(results.shipped(results.CANDIDATES)), "w", newline="") as f:
+    with open(RESULTS / "candidates.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    print(results.candidates())
+    write_block("candidates", candidates())
+    print("\n".join(candidates()))
     print(verdict(rows))
     return 0
 

@@ -10,7 +10,7 @@ recipe unless the variant changes it; 1.5-2 minutes on one core) and scores it o
 (``sets.DEVELOPMENT_SETS``: 1,200 digits, 6,000 clothes, 3,000 textures), which none of the benchmark's splits
 contains: validation data, large enough that one seed's std is well under a point. ``--jobs 2`` runs two at a time,
 one torch thread each: accuracies do not depend on it, and the seconds column is not used. The summary goes to
-labkit/results/priors.csv, which the QA notebook's Question 7 shows.
+results/priors_summary.csv and benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ from pathlib import Path
 
 import torch
 from sets import DEVELOPMENT_SETS
+from tables import RESULTS as TABLES
+from tables import mean_table, write_block
 
-from labkit import results
 from labkit.data import load_data
 from labkit.metrics import EVAL_BATCH, evaluate
 from labkit.models import ModelConfig, build_model, fit_to_data, model_kind
@@ -41,8 +42,13 @@ CNN = "CNN, 50 epochs (the default's wall-clock)"
 BASELINE = "no prior (SPT only)"
 # Every prior off: each ViT variant is the fast preset's sizes and recipe with these, then its own changes, so what a
 # variant measured stays what its name says whichever priors the preset ships with.
-NO_PRIOR = {"mimetic_init": False, "sincos_positions": False, "gpsa_blocks": 0, "diagonal_mask": False,
-            "impulse_init": False}  # fmt: skip
+NO_PRIOR = {
+    "mimetic_init": False,
+    "sincos_positions": False,
+    "gpsa_blocks": 0,
+    "diagonal_mask": False,
+    "impulse_init": False,
+}
 MIMETIC_SINCOS = {"mimetic_init": True, "sincos_positions": True}
 # name: (preset, changes to its model config, changes to its recipe)
 VARIANTS = {
@@ -89,8 +95,13 @@ def score(variant: str, set_name: str, seed: int, threads: int | None = None) ->
     model = build_model(fit_to_data(model_config, len(data.classes)), seed)
     history = fit(model, data, recipe, seed, eval_part=None, out=io.StringIO(), progress=False)
     accuracy = evaluate(model, data.batches("test", EVAL_BATCH))[1]
-    return {"variant": variant, "set": set_name, "seed": seed, "accuracy": round(accuracy, 4),
-            "seconds": round(history.seconds, 1)}  # fmt: skip
+    return {
+        "variant": variant,
+        "set": set_name,
+        "seed": seed,
+        "accuracy": round(accuracy, 4),
+        "seconds": round(history.seconds, 1),
+    }
 
 
 def run(variants: list[str], seeds: list[int], jobs: int) -> None:
@@ -133,7 +144,7 @@ def summary() -> list[dict]:
 
 
 def write_summary(rows: list[dict]) -> None:
-    with open(str(results.shipped(results.PRIORS)), "w", newline="") as f:
+    with open(TABLES / "priors_summary.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
@@ -151,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = summary()
     if rows:
         write_summary(rows)
-        print(results.priors() + "\n\n" + results.priors_reading())
+        write_block("priors", mean_table("priors_summary.csv", "variant"))
+        print("\n".join(mean_table("priors_summary.csv", "variant")))
     return 0
 
 
