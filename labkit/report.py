@@ -29,12 +29,13 @@ from labkit.lab import (
     BADGE_TAG,
     BASELINE,
     BOOTSTRAP_TAG,
-    NOTEBOOK_START_TAG,
     NOTEBOOKS,
     PARAMETERS_TAG,
+    SETUP_TAG,
     TRAINING_LOG_TAG,
     lab_notebooks,
     lab_root,
+    passes,
 )
 from labkit.pdf import print_pdf
 from labkit.safe_write import check_writable, shown, write_whole
@@ -122,11 +123,16 @@ def clean_html(element: str | bytes) -> str:
     """HTML with only REPORT_TAGS and harmless attributes left: the report's replacement for nbconvert's
     ``clean_html`` filter, which its templates apply to Markdown cells and outputs when sanitising."""
     text = element.decode() if isinstance(element, bytes) else str(element)
-    return bleach.clean(text, tags=REPORT_TAGS, attributes=_attribute, protocols=["http", "https", "mailto", "data"],
-                        css_sanitizer=CSSSanitizer(allowed_css_properties=["text-align"]))  # fmt: skip
+    return bleach.clean(
+        text,
+        tags=REPORT_TAGS,
+        attributes=_attribute,
+        protocols=["http", "https", "mailto", "data"],
+        css_sanitizer=CSSSanitizer(allowed_css_properties=["text-align"]),
+    )
 
 
-def fold_log(text: str, first: int = 3, every: int = 10) -> str:
+def fold_log(text: str, first: int = 2, every: int = 25) -> str:
     """The lab's training log with most epochs folded away: the first ``first``, every ``every``-th and the last are
     kept whole, each run of the others becomes one "… epochs a–b …" line; what follows the last epoch is kept."""
     blocks = re.split(r"(?m)^(?=Epoch \d+/\d+$)", text)
@@ -156,9 +162,10 @@ def summary(checkpoint: dict, name: str) -> str:
         "Data": f"{safe_text.markdown(data['description'])}: {sizes['train']} train / {sizes['test']} test images, "
         f"{len(checkpoint['classes'])} classes",
         "Model": f"the {safe_text.markdown(checkpoint['preset'])} preset, a ViT of {params:,} parameters",
-        "Final test accuracy": f"**{accuracy:.2%}**, {'above' if accuracy > BASELINE else 'below'} the "
+        "Final test accuracy": f"**{accuracy:.2%}**, {'above' if passes(accuracy) else 'below'} the "
         f"{BASELINE:.0%} baseline (the last epoch's, on the test split)",
-        "Training": f"{len(history['eval_accuracy'])} epochs in {history['seconds']:.0f} s",
+        "Training": f"{len(history['eval_accuracy'])} epochs in {history['seconds']:.0f} s (seed {checkpoint['seed']}, "
+        f"torch {safe_text.markdown(checkpoint['versions']['torch'])})",
         "Checkpoint": f"{safe_text.markdown(name)}, beside this report",
     }
     table = "\n".join(f"| {k} | {v} |" for k, v in rows.items())
@@ -181,12 +188,11 @@ def to_html(notebooks: list[nbformat.NotebookNode], title: str, opening: str | N
     merged.metadata["title"] = title
     if opening:
         merged.cells.append(nbformat.v4.new_markdown_cell(opening))
-    for nb in notebooks:
+    for k, nb in enumerate(notebooks):
         without_widgets(nb)
-        cells = [c for c in nb.cells if not {BADGE_TAG, BOOTSTRAP_TAG} & set(c.metadata.get("tags", []))]
-        if cells:  # printed, each notebook starts a page
-            cells[0].metadata.setdefault("tags", []).append(NOTEBOOK_START_TAG)
-        merged.cells += cells
+        # Colab's cells and each notebook's setup are not the hand-in; the settings are shown once.
+        hidden = {BADGE_TAG, BOOTSTRAP_TAG, SETUP_TAG} | ({PARAMETERS_TAG} if k else set())
+        merged.cells += [c for c in nb.cells if not hidden & set(c.metadata.get("tags", []))]
     code = [c for c in merged.cells if c.cell_type == "code"]
     for n, cell in enumerate(code, 1):
         cell.execution_count = n
