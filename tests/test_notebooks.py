@@ -14,7 +14,7 @@ from labkit.settings import RunConfig
 
 NOTEBOOKS = lab_notebooks()
 # The compared cells each notebook must keep (outputs nbval checks: tables, counts, shapes, figures).
-MIN_COMPARED = {"01_data": 5, "02_model_summary": 6, "03_training": 6, "04_qa": 10}
+MIN_COMPARED = {"01_data": 3, "02_model_summary": 2, "03_training": 4, "04_qa": 3}
 NOT_COMPARED = {"nbval-ignore-output", "nbval-skip"}  # cell tags: nbval runs or skips the cell, compares nothing
 SETTINGS = tuple(RunConfig().cell_values())  # the settings cell's variables: STUDENT_ID, DATA, ...
 
@@ -104,9 +104,20 @@ def test_unset_repository_says_what_to_set_and_a_set_one_makes_the_badge():
 
 
 @pytest.mark.parametrize(
-    "path", [".venv/bin/python", "venv/lib/x.py", "env/bin/pip", "outputs/s1_vit.pth", "handin/s1_lab8_report.html",
-             "handin/s1_vit.pth", "data/mylab/a/1.png", "data/mylab.zip", "grades.csv", "notebooks/s1_vit.pth"],
-)  # fmt: skip
+    "path",
+    [
+        ".venv/bin/python",
+        "venv/lib/x.py",
+        "env/bin/pip",
+        "outputs/s1_vit.pth",
+        "handin/s1_lab8_report.html",
+        "handin/s1_vit.pth",
+        "data/mylab/a/1.png",
+        "data/mylab.zip",
+        "grades.csv",
+        "notebooks/s1_vit.pth",
+    ],
+)
 def test_what_the_readmes_commands_and_a_venv_write_is_ignored_by_git(path):
     root = NOTEBOOKS[0].parent.parent
     if not (root / ".git").exists():
@@ -121,3 +132,12 @@ def test_no_stored_output_names_the_folder_the_lab_was_cloned_to(path):
     clone's absolute path, which differs on every machine."""
     outputs = json.dumps([c.outputs for c in code_cells(path)])
     assert str(NOTEBOOKS[0].parent.parent.resolve()) not in outputs
+
+
+def test_the_stored_default_run_reaches_its_floor():
+    """A regression check of the stored run, the default preset on the built-in data: at least 95% of the test
+    split. A student's run (other epochs, data or seed) may land anywhere above the lab's 60%; this is the lab's."""
+    nb = nbformat.read(NOTEBOOKS[2], as_version=4)
+    shown = json.dumps([o.get("data", {}).get("text/markdown", "") for c in nb.cells for o in c.get("outputs", [])])
+    found = re.search(r"Final test accuracy: \*\*([\d.]+)%\*\*", shown)
+    assert found and float(found[1]) >= 95, "the default run fell below its floor: check the preset and recipe"

@@ -1,5 +1,5 @@
-"""A maintainer's tool: regenerate the lab's notebooks. Refresh their Colab header from pyproject, execute them in
-place, strip noise metadata.
+"""A maintainer's tool: regenerate the lab's notebooks. Refresh their Colab header from pyproject and their settings
+cell from RunConfig, execute them in place, strip noise metadata.
 
     python tools/regenerate_notebooks.py                     # every notebook in notebooks/
     python tools/regenerate_notebooks.py 03_training.ipynb
@@ -12,6 +12,7 @@ badge and the Colab install line are derived from it here.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -20,12 +21,21 @@ from nbclient import NotebookClient
 from nbstripout import strip_output
 
 from labkit.explorer import without_widgets
-from labkit.lab import BADGE_TAG, BOOTSTRAP_TAG, NOTEBOOKS, lab_notebooks
+from labkit.lab import BADGE_TAG, BOOTSTRAP_TAG, NOTEBOOKS, PARAMETERS_TAG, lab_notebooks
+from labkit.presets import PRESETS
+from labkit.settings import RunConfig
 
 ROOT = NOTEBOOKS.parent
 # What Colab and JupyterLab add that is not content: dropped so diffs show only real changes.
-NOISE_KEYS = ["metadata.colab", "metadata.accelerator", "metadata.widgets", "cell.metadata.colab",
-              "cell.metadata.id", "cell.metadata.outputId", "cell.metadata.execution"]  # fmt: skip
+NOISE_KEYS = [
+    "metadata.colab",
+    "metadata.accelerator",
+    "metadata.widgets",
+    "cell.metadata.colab",
+    "cell.metadata.id",
+    "cell.metadata.outputId",
+    "cell.metadata.execution",
+]
 
 
 def pyproject(path: Path = ROOT / "pyproject.toml") -> dict:
@@ -48,7 +58,7 @@ def colab_needs() -> list[str]:
 def badge_source(repo: str, name: str) -> str:
     if not repo:
         # The instructor's step (setting the address) is in the README: the notebook a student hands in says none.
-        return "*To run this notebook in Colab, open it from an uploaded copy of the lab, as the README's Colab part says.*"  # noqa: E501
+        return "*Colab: see the README.*"
     path = repo.removeprefix("https://github.com/")
     return (
         "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
@@ -67,7 +77,7 @@ if IN_COLAB:
     from importlib.util import find_spec
     from pathlib import Path
 
-    REPOSITORY = "{repository}"  # set once by the instructor: [tool.labkit] repository in pyproject.toml
+    REPOSITORY = "{repository}"
     # What labkit needs beyond the torch and torchvision that Colab ships:
     NEEDS = "{needs}"
 
@@ -96,6 +106,26 @@ if IN_COLAB:
 """
 
 
+# What each setting is, beside its default (RunConfig's): the settings cell every notebook starts from.
+SETTING_NOTES = {
+    "STUDENT_ID": "names the checkpoint: <STUDENT_ID>_vit.pth",
+    "DATA": '"builtin", a folder data/<name>/<class>/<images>, a .zip of class folders, or an .npz',
+    "PRESET": 'a ViT: "fast", "reference" (the lab\'s reference model and recipe) or "hybrid" (a conv stem)',
+    "EPOCHS": "None: the preset's own ({epochs})",
+    "AUGMENT": 'None: the preset\'s; "none", "shift", or "shift+flip" (mirror images too)',
+    "SEED": "training seed; the split has its own, so changing this never moves an image",
+    "OUTPUTS": "None: outputs/ at the top of the lab's folder (in Colab: in the working folder)",
+}
+
+
+def settings_source() -> str:
+    """The settings cell: RunConfig's defaults, each with what it means."""
+    epochs = ", ".join(f"{name}: {p.train.epochs}" for name, p in PRESETS.items() if name != "cnn")
+    values = {name: json.dumps(v) if isinstance(v, str) else repr(v) for name, v in RunConfig().cell_values().items()}
+    lines = [f"{name} = {value}  # {SETTING_NOTES[name].format(epochs=epochs)}" for name, value in values.items()]
+    return "\n".join(["# Settings", *lines])
+
+
 def bootstrap_source(repo: str) -> str:
     """The Colab-only install cell, laid out as ruff formats it (the notebooks are linted). In order: nothing if
     labkit imports; the repository address if set; an uploaded repository zip; an uploaded labkit folder; else it
@@ -106,6 +136,8 @@ def bootstrap_source(repo: str) -> str:
 def refresh_header(nb: nbformat.NotebookNode, name: str, repo: str) -> None:
     for cell in nb.cells:
         tags = cell.get("metadata", {}).get("tags", [])
+        if PARAMETERS_TAG in tags:
+            cell.source = settings_source()
         if BADGE_TAG in tags:
             cell.source = badge_source(repo, name)
         if BOOTSTRAP_TAG in tags:
