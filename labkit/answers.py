@@ -11,13 +11,13 @@ from labkit.metrics import Paired, paired, smoothing_floor
 from labkit.presets import get_preset
 from labkit.settings import RunConfig
 
-# The settings the settings cell leaves to the student (run.variations), and why a preset has the value it has.
+# The settings Q7 varies (run.variations): their names, and why a preset has the value it has.
 SETTINGS = {"epochs": "epochs (`EPOCHS`)", "augment": "augmentation (`AUGMENT`)"}
-CHOICES = {"epochs": "training {} epochs rather than {}", "augment": "augmentation {} rather than {}"}
 PRESET_WHY = {
-    "epochs": "the preset's own",
+    "epochs": "the preset's, chosen with its model (row above)",
     "augment": "the preset's: a shift of up to 2 px keeps an image's class",
 }
+ONE_SEED = "one seed each, so the spread between seeds is unknown"
 
 
 def recipe_words(recipe: dict, epochs: int) -> str:
@@ -36,44 +36,58 @@ def recipe_words(recipe: dict, epochs: int) -> str:
     )
 
 
+def extras(config: dict) -> list[str]:
+    """What a stored ViT config adds to the paper's model, in words."""
+    words = {
+        "shifted_patches": "shifted patch tokens",
+        "conv_stem": "a convolutional stem",
+        "mimetic_init": "a locality start",
+    }
+    return [word for key, word in words.items() if config.get(key)]
+
+
 def model_words(config: dict, params: int) -> str:
     """A stored model config in a few words: what it is and how large."""
     if config.get("kind") == "cnn":
         return f"the CNN baseline ({params:,} parameters)"
     grid = config["image_size"] // config["patch_size"]
-    extras = [
-        word
-        for key, word in (
-            ("shifted_patches", "shifted patch tokens"),
-            ("conv_stem", "a convolutional stem"),
-            ("mimetic_init", "a locality start"),
-        )
-        if config.get(key)
-    ]
     return (
         f"a ViT of {params:,} parameters ({grid * grid} patches, dim {config['dim']}, {config['depth']} blocks"
-        + "".join(f"; {e}" for e in extras)
+        + "".join(f"; {e}" for e in extras(config))
         + ")"
     )
 
 
-def curves_reading(recipe, num_classes: int) -> str:
-    """The sentence under the learning curves: why training and test losses differ, and what the training accuracy
-    was counted on."""
-    eps = recipe.label_smoothing
-    counted = AUGMENTED_IMAGES[recipe.augment].removeprefix("the ")
-    if eps:
-        loss = (
-            f"The training loss cannot fall below the dotted line: its targets are label-smoothed (ε = {eps:g}), so "
-            f"even a perfect model pays their entropy, {smoothing_floor(eps, num_classes):.3f} nats, while the test "
-            "loss is measured against plain labels."
+def model_extras(config: dict) -> str:
+    """Question 6's line on what this model adds to the paper's patch and position embeddings, if anything."""
+    lines = []
+    if config.get("shifted_patches"):
+        lines.append(
+            "My model adds shifted patch tokens (SPT): each patch vector also holds its patch in four diagonal "
+            "half-patch shifts of the image, whose fill (the training mean) can mark the border patches."
         )
-    else:
-        loss = "Both losses are measured against plain labels (no label smoothing)."
-    return (
-        f"{loss} Training accuracy is counted on {counted}, as the batches passed. The right panel shows the test "
-        "error on a log axis, where changes in the last epochs show (epochs without a single error, if any, sit on "
-        "the dotted line)."
+    if config.get("mimetic_init"):
+        lines.append("Its locality start puts positions at a 2-D sine-cosine table and attention at a mimetic start.")
+    return " ".join(lines)
+
+
+def curves_reading(recipe, num_classes: int, history) -> str:
+    """The sentences under the learning curves: where test accuracy peaked, how it ended, how much it moved over the
+    last quarter of the epochs, and why training and test losses differ."""
+    acc = history.eval_accuracy
+    best = max(range(len(acc)), key=acc.__getitem__)
+    tail = acc[-max(1, len(acc) // 4) :]
+    reading = (
+        f"Test accuracy peaked at {acc[best]:.1%} in epoch {best + 1} and ended at {acc[-1]:.1%}; over the last "
+        f"{len(tail)} epochs it stayed between {min(tail):.1%} and {max(tail):.1%}. Training accuracy is counted on "
+        f"{AUGMENTED_IMAGES[recipe.augment].removeprefix('the ')}, as the batches passed."
+    )
+    eps = recipe.label_smoothing
+    if not eps:
+        return reading
+    return reading + (
+        f" The training loss cannot fall below the dotted line: its targets are label-smoothed (ε = {eps:g}), so even "
+        f"a perfect model pays their entropy, {smoothing_floor(eps, num_classes):.3f} nats."
     )
 
 
@@ -87,28 +101,40 @@ def position_evidence(intact: torch.Tensor, mean_position: torch.Tensor) -> str:
     """Question 6's evidence: test accuracy with the position embeddings, and with every patch given their mean."""
     comparison = paired(intact, mean_position)
     used = comparison.p < SIGNIFICANCE and comparison.difference > 0
-    reading = "so the model uses where its patches are" if used else "within chance"
+    reading = "so the model uses where its patches are" if used else f"within chance on {len(intact)} test images"
     return (
-        f"**Evidence.** Test accuracy {intact.float().mean():.1%}; with every patch given the mean patch position "
-        f"(where each lies removed, the offset all share kept) {mean_position.float().mean():.1%}, {reading} "
+        f"**Evidence.** Test accuracy {intact.float().mean():.1%}; with every patch given the mean position embedding "
+        f"(position removed, shared part kept) {mean_position.float().mean():.1%}, {reading} "
         f"({disagreement(comparison, 'the intact model', 'the other')}; exact McNemar test)."
     )
 
 
-def position_reading(trained: torch.Tensor, start: torch.Tensor) -> str:
-    """What the position-similarity figure shows: neighbours against positions two or more apart, trained and at
-    the start."""
+def position_reading(trained: torch.Tensor, start: torch.Tensor, scale: tuple[float, float]) -> str:
+    """What the position-similarity figure shows: its colour scale, and neighbours against positions two or more
+    apart, trained and at the start."""
     (near, far), (start_near, start_far) = locality(trained), locality(start)
     numbers = (
         f"neighbours {near:+.2f}, positions two or more apart {far:+.2f}; at the start {start_near:+.2f} and "
         f"{start_far:+.2f}"
     )
+    span = f"Colours span {scale[0]:+.2f} to {scale[1]:+.2f}; "
     if start_near - start_far > 0.1:
         kept = "kept it" if near - far > 0.1 else "lost it"
-        return f"The 2-D layout was put in by the sine-cosine start, and training {kept} ({numbers})."
+        return span + f"the sine-cosine start put the 2-D layout in, and training {kept} ({numbers})."
     if near - far > 0.1:
-        return f"Training taught the embeddings the 2-D layout, as in the paper's Fig. 7 ({numbers})."
-    return f"No 2-D layout shows ({numbers})."
+        return span + f"training taught the embeddings the 2-D layout, as in the paper's Fig. 7 ({numbers})."
+    return span + f"no 2-D layout shows ({numbers})."
+
+
+def attention_reading(to_itself: torch.Tensor, rollout: torch.Tensor) -> str:
+    """What the attention figure shows: how much [CLS] keeps on itself per head, and how far the rollout strays
+    from an even share."""
+    ratio = rollout / rollout.mean()
+    kept = " / ".join(f"{w:.2f}" for w in to_itself.tolist())
+    return (
+        f"In the last block [CLS] keeps {kept} of its attention on itself (heads 1–{len(to_itself)}); the rollout "
+        f"gives the patches {ratio.min():.2f}× to {ratio.max():.2f}× an even share."
+    )
 
 
 def _value(settings: RunConfig, what: str) -> object:
@@ -117,12 +143,13 @@ def _value(settings: RunConfig, what: str) -> object:
 
 
 def tuning(settings: RunConfig, right: torch.Tensor, variants: dict[str, tuple[RunConfig, torch.Tensor]]) -> str:
-    """Question 7: the preset's choice and the settings measured on this data, one row each, with each variant's
-    paired effect on the test images against this run."""
+    """Question 7: the preset, chosen by the lab and not varied here, and the settings varied on this data, one row
+    each, with each variant's paired effect on the test images against this run."""
     preset = get_preset(settings.preset)
+    why = preset.why if settings.preset == RunConfig().preset else f"my choice in the settings cell; {preset.why}"
     rows = ["| setting | values tried | chosen | why | effect on the final test accuracy |", "|---|---|---|---|---|"]
     rows.append(
-        f"| model and recipe (`PRESET`) | the lab benchmark's presets and sweeps | `{preset.name}` | {preset.why} | "
+        f"| model and recipe (`PRESET`) | chosen by the lab, not varied here | `{preset.name}` | {why} | "
         f"{results.preset_effect(preset.name)} |"
     )
     for what, (other, other_right) in variants.items():
@@ -135,10 +162,9 @@ def tuning(settings: RunConfig, right: torch.Tensor, variants: dict[str, tuple[R
         )
         rows.append(f"| {SETTINGS[what]} | {chosen}, {tried} | {chosen} | {why} | {effect} |")
     return (
-        "The lab's benchmark chose each preset's model and recipe on its own sets (`benchmarks/README.md`). I measured "
-        "the two settings left to me, each by one more run that differs from mine in it alone:"
-        "\n\n" + "\n".join(rows) + "\n\nAll on the same test images; p: an exact McNemar test on those where the runs "
-        "disagree. One seed each, so the spread between seeds is unknown."
+        "I varied two settings, each by one more run that differs from mine in it alone:\n\n"
+        + "\n".join(rows)
+        + f"\n\nAll on the same test images, with an exact McNemar test on those where the runs disagree; {ONE_SEED}."
     )
 
 
@@ -146,21 +172,34 @@ def vit_against_cnn(vit: dict, cnn: dict, vit_right: torch.Tensor, cnn_right: to
     """Question 8's recommendation for the provided data, weighed from this run: the paired accuracy difference, the
     training time of each, and how many images per class there were to learn from."""
     comparison = paired(cnn_right, vit_right)
-    seconds = [m["metrics"]["history"]["seconds"] for m in (vit, cnn)]
-    per_class = vit["data"]["sizes"]["train"] // len(vit["classes"])
     beyond = comparison.p < SIGNIFICANCE
-    vit_wins = beyond and comparison.difference < 0
+    times = [
+        f"{len(m['metrics']['history']['eval_accuracy'])} epochs in {m['metrics']['history']['seconds']:.0f} s"
+        for m in (vit, cnn)
+    ]
     accuracy = (
         f"the CNN reached {cnn_right.float().mean():.1%}, the ViT {vit_right.float().mean():.1%} "
-        f"({'beyond' if beyond else 'within'} chance: {disagreement(comparison, 'the CNN', 'the ViT')})"
+        f"({'beyond' if beyond else 'within'} chance: {disagreement(comparison, 'the CNN', 'the ViT')}); the ViT "
+        f"trained {times[0]}, the CNN {times[1]}"
     )
-    time = f"the ViT trained in {seconds[0]:.0f} s, the CNN in {seconds[1]:.0f} s"
-    if vit_wins:
-        return f"**For this data I would use the ViT**: {accuracy}; {time}. One seed each."
+    same = {k: v for k, v in vit["train_config"].items() if k != "epochs"} == {
+        k: v for k, v in cnn["train_config"].items() if k != "epochs"
+    }
+    caveat = ("" if same else " Their recipes differ too, so this does not isolate the architecture.") + (
+        f" {ONE_SEED.capitalize()}."
+    )
+    if beyond and comparison.difference < 0:
+        return f"**For this data I would use the ViT**: {accuracy}.{caveat}"
+    per_class = vit["data"]["sizes"]["train"] // len(vit["classes"])
+    given = extras(vit["model_config"])
+    prior = (
+        f"this ViT gets part of it from {' and '.join(given)} and must learn the rest"
+        if given
+        else "this ViT must learn it"
+    )
     return (
-        f"**For this data I would use the CNN**: {accuracy}; {time}. With about {per_class} training images per "
-        "class, the CNN has built in the locality that the ViT must learn from them; the paper's ViTs overtook "
-        "ResNets only after pre-training on 14 M–300 M images. One seed each."
+        f"**For this data I would use the CNN**: {accuracy}. The CNN has locality built into every layer; {prior} "
+        f"from about {per_class} training images per class." + caveat
     )
 
 
@@ -171,29 +210,45 @@ def final_accuracy(
     right: torch.Tensor,
     variants: dict[str, tuple[RunConfig, torch.Tensor]],
 ) -> str:
-    """Question 9: the final accuracy against the baseline, the model in a phrase, and what each setting measured in
-    Question 7 did to it."""
+    """Question 9: the final accuracy against the baseline, the model in a phrase, and which of the settings
+    measured in Question 7 mattered."""
     final = checkpoint["metrics"]["test_accuracy"]
     history, test = checkpoint["metrics"]["history"], checkpoint["data"]["sizes"]["test"]
     text = (
         f"**Final test accuracy: {final:.2%}** ({round(final * test)} of {test} test images, the last epoch's): "
         f"**{'above' if passes(final) else 'below'} the {BASELINE:.0%} baseline**, by "
-        f"{abs(final - BASELINE) * 100:.1f} points. I trained the `{safe_text.markdown(checkpoint['preset'])}` preset, "
-        f"{model_words(checkpoint['model_config'], params)}, for {len(history['eval_accuracy'])} epochs (Step 3)."
+        f"{abs(final - BASELINE) * 100:.1f} points. I trained the `{safe_text.markdown(checkpoint['preset'])}` "
+        f"preset, {model_words(checkpoint['model_config'], params)}, for {len(history['eval_accuracy'])} epochs; the "
+        "lab chose its model and recipe (Question 7)."
     )
-    effects = []
+    mattered, did_not = [], []
     for what, (other, other_right) in variants.items():
         comparison = paired(right, other_right)
-        verdict = "beyond chance" if comparison.p < SIGNIFICANCE else "within chance"
-        effects.append(
-            f"{CHOICES[what].format(_value(settings, what), _value(other, what)).replace(' 1 epochs', ' 1 epoch')} "
-            "changed it by "
-            f"{comparison.difference * 100:+.1f} points ({verdict}, p = {comparison.p:.2g})"
+        words = (
+            f"{SETTINGS[what].split(' (')[0]} {_value(settings, what)} rather than {_value(other, what)} "
+            f"({comparison.difference * 100:+.1f} points, p = {comparison.p:.2g})"
         )
-    text += f" Measured on this data (Question 7): {'; '.join(effects)}."
-    if not passes(final):
+        (mattered if comparison.p < SIGNIFICANCE else did_not).append(words)
+    if variants:
         text += (
-            " To try next: more epochs, since a ViT learns slowly without a CNN's priors; a smaller model if training "
-            "accuracy is far above test accuracy; and checking the images in Step 1."
+            f" Of what I varied on this data, {'; '.join(mattered) or 'nothing'} changed it beyond chance"
+            + (f", and {'; '.join(did_not)} did not" if did_not else "")
+            + f" ({ONE_SEED})."
         )
+    if not passes(final):
+        text += " " + next_steps(history)
     return text
+
+
+def next_steps(history: dict) -> str:
+    """What a run below the baseline should try, read from its own curves."""
+    train, test = history["train_accuracy"][-1], history["eval_accuracy"][-1]
+    if train - test > 0.15:
+        return (
+            f"It fits its training images far better than its test images ({train:.0%} against {test:.0%}): more "
+            "images, augmentation that keeps the classes, or a smaller model should help."
+        )
+    return (
+        f"It does not fit even its training images ({train:.0%} in the last epoch): more epochs, or the `fast` "
+        "preset, whose recipe trains a small model for longer, should help."
+    )

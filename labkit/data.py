@@ -49,7 +49,7 @@ class LabData:
     std: float
     description: str  # where the images came from
     stored: str  # what they are as stored: format, size, colour
-    stored_pixels: float  # pixels of a stored image, on average
+    stored_values: float  # values of a stored image, on average: pixels, times 3 in colour
     config: DataConfig
 
     @property
@@ -70,18 +70,17 @@ class LabData:
         names = [safe_text.markdown(c) for c in self.classes]  # folder names are the student's: shown, never run
         rows = [f"| {i} | {c} | {a} | {b} |" for i, (c, a, b) in enumerate(zip(names, train, test, strict=True))]
         size = self.train.x.shape[-1]
-        share = size**2 / self.stored_pixels
-        kept = (
-            "every stored pixel"
-            if share == 1
-            else f"{share:.2g} times the pixels of a stored image"
-            if share > 1
-            else f"{share:.2%} of a stored image's pixels"
-        )
+        share = size**2 / self.stored_values
+        if share == 1:
+            kept = "as many values as stored"
+        elif share > 1:
+            kept = f"{share:.2g} times as many values as stored"
+        else:
+            kept = f"{share:.1%} of the {self.stored_values:,.0f} values of a stored image"
         return (
             f"**Source:** {safe_text.markdown(self.description)}  \n"
             f"**As stored:** {safe_text.markdown(self.stored)}. The model reads each image as {size}×{size} "
-            f"grayscale: {kept}.  \n"
+            f"grayscale, {size * size} values: {kept}.  \n"
             f"**Split:** {k} classes, {n_train} train / {n_test} test images, stratified (split seed "
             f"{self.config.split_seed}); training pixels in [0, 1]: mean {self.mean:.3f}, std {self.std:.3f}.\n\n"
             "| index | class | train | test |\n|---|---|---|---|\n" + "\n".join(rows)
@@ -209,7 +208,7 @@ def load_data(config: DataConfig, download_root: str | Path | None = None) -> La
         pixels.std().item(),
         images.description,
         images.stored,
-        images.stored_pixels,
+        images.stored_values,
         config,
     )
 

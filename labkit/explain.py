@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from labkit.metrics import EVAL_BATCH, correct
-from labkit.small_data import ShiftedPatches, hybrid_embedding, shifted_patch_embedding
-from labkit.vit import Attention, Transformer, ViT, ViTConfig, patch_embedding
+from labkit.small_data import ShiftedPatches
+from labkit.vit import Attention, Transformer, ViT, ViTConfig
 
 
 def position_similarity(model: ViT) -> torch.Tensor:
@@ -91,12 +91,13 @@ def tokens_sentence(config: ViTConfig) -> str:
     )
 
 
-def spt_copies(config: ViTConfig, image: torch.Tensor) -> torch.Tensor | None:
-    """For a model with shifted patch tokens, what SPT cuts into patches for one normalised image (1 x H x W): the
-    image and its four diagonal shifts, (5, H, W), filled with 0, the training images' mean. None without SPT."""
+def spt_copies(config: ViTConfig, image: torch.Tensor, mean: float) -> torch.Tensor | None:
+    """For a model with shifted patch tokens, what SPT cuts into patches for one uint8 image (1 x H x W), in [0, 1]:
+    the image and its four diagonal shifts, (5, H, W), filled with the training images' ``mean`` as the model's
+    normalised input is. None without SPT."""
     if not config.shifted_patches:
         return None
-    return ShiftedPatches(config.patch_size).stacked(image[None])[0]
+    return ShiftedPatches(config.patch_size).stacked(image[None].float() / 255 - mean)[0] + mean
 
 
 @torch.no_grad()
@@ -117,17 +118,9 @@ def position_control(model: ViT, data) -> tuple[torch.Tensor, torch.Tensor]:
     return right[0], right[1]
 
 
-def equation_code(config: ViTConfig) -> list[tuple[str, str]]:
-    """Where each of the paper's Eq. 1-4 lives in the code of a model with this config, in reading order, for
-    Question 10a: its own patch embedding, then the parts every ViT shares."""
-    embedding = (
-        hybrid_embedding if config.conv_stem else shifted_patch_embedding if config.shifted_patches else patch_embedding
-    )
-    parts = [
-        ("Eq. 1, x_p E", embedding),
-        ("Eq. 1, [CLS] and E_pos", ViT.embed),
-        ("Eq. 2-3, the blocks", Transformer.forward),
-    ]
+def equation_code() -> list[tuple[str, str]]:
+    """Where the paper's Eq. 1-3 live in ``vit.py``, for Question 10a: the code every ViT preset runs."""
+    parts = [("Eq. 1, [CLS] and E_pos", ViT.embed), ("Eq. 2-3, the blocks", Transformer.forward)]
     return [(title, without_docstring(inspect.getsource(fn))) for title, fn in parts]
 
 

@@ -38,7 +38,7 @@ def sample_grid(x: torch.Tensor, y: torch.Tensor, classes: list[str], per_class:
             ax.set_xticks([])
             ax.set_yticks([])
             if col < len(idx):
-                ax.imshow(x[idx[col], 0], cmap="gray")
+                ax.imshow(x[idx[col], 0], cmap="gray", vmin=0, vmax=255)
         axes[row, 0].set_ylabel(literal(name), rotation=0, ha="right", va="center")
     more = f" (the first {len(shown)} of {len(classes)} classes)" if len(shown) < len(classes) else ""
     fig.suptitle(f"Training images, by class{more}")
@@ -64,7 +64,7 @@ def patch_grid(image: torch.Tensor, patch_size: int, shifted: torch.Tensor | Non
         squeeze=False,
     )
     ax = axes[0, 0]
-    ax.imshow(img, cmap="gray")
+    ax.imshow(img, cmap="gray", vmin=0, vmax=255)
     for k in range(1, g):
         ax.axhline(k * patch_size - 0.5, color="tab:red", lw=0.8)
         ax.axvline(k * patch_size - 0.5, color="tab:red", lw=0.8)
@@ -83,7 +83,7 @@ def patch_grid(image: torch.Tensor, patch_size: int, shifted: torch.Tensor | Non
     ax.set_title(f"{img.shape[-2]}×{img.shape[-1]} image, {g}×{g} patches of {patch_size}×{patch_size} px")
     ax.set(xlabel="column (pixels)", ylabel="row (pixels)")
     for a, (picture, name) in zip(axes[0, 1:], copies, strict=True):
-        a.imshow(picture, cmap="gray", vmin=shifted.min().item(), vmax=shifted.max().item())
+        a.imshow(picture, cmap="gray", vmin=0, vmax=1)
         a.set_title(name)
         a.set_xticks([])
         a.set_yticks([])
@@ -92,18 +92,12 @@ def patch_grid(image: torch.Tensor, patch_size: int, shifted: torch.Tensor | Non
 
 
 def training_curves(
-    history: History,
-    test_images: int,
-    baseline: float = BASELINE,
-    loss_floor: float | None = None,
-    augment: str = "shift",
+    history: History, baseline: float = BASELINE, loss_floor: float | None = None, augment: str = "shift"
 ) -> Figure:
     """Loss and accuracy per epoch, training (measured on the batches as they passed, augmented as ``augment``
-    says) beside test, and the test error on a log axis, where the late epochs' changes show. ``loss_floor`` draws
-    the lowest training loss label smoothing allows. A log axis has no zero: epochs without a single test error are
-    drawn on a dotted line half an image below the smallest possible error (one of ``test_images``)."""
+    says) beside test; ``loss_floor`` draws the lowest training loss label smoothing allows."""
     epochs = np.arange(1, len(history.eval_loss) + 1)
-    fig, (loss, acc, err) = plt.subplots(1, 3, figsize=(15, 3.8), layout="constrained")
+    fig, (loss, acc) = plt.subplots(1, 2, figsize=(11, 3.5), layout="constrained")
     loss.plot(epochs, history.train_loss, label="training" + (" (smoothed targets)" if loss_floor else ""))
     loss.plot(epochs, history.eval_loss, label="test (plain targets)")
     if loss_floor:
@@ -117,20 +111,7 @@ def training_curves(
     acc.axhline(baseline * 100, color="tab:red", ls="--", label=f"{baseline:.0%} baseline")
     acc.set(title="Accuracy per epoch", xlabel="epoch", ylabel="accuracy (%)", ylim=(0, 100))
     acc.legend(loc="lower right")
-    error = 100 - np.array(history.eval_accuracy) * 100
-    none = 50 / test_images
-    err.plot(epochs, np.where(error > none, error, none), color="tab:orange", marker=".")
-    if (error <= none).any():
-        err.axhline(none, color="gray", ls=":", label="no test error")
-        err.legend(loc="upper right")
-    err.set_yscale("log")
-    err.set(
-        title="Test error per epoch (log axis)",
-        xlabel="epoch",
-        ylabel="test error (%, log scale)",
-        ylim=(none / 1.5, 100),
-    )
-    for ax in (loss, acc, err):
+    for ax in (loss, acc):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlim(0.5, len(epochs) + 0.5)
     return fig
@@ -170,7 +151,7 @@ def misclassified(x: torch.Tensor, y: torch.Tensor, pred: torch.Tensor, classes:
     for ax in axes.flat:
         ax.axis("off")
     for ax, i in zip(axes.flat, chosen, strict=False):
-        ax.imshow(x[i, 0], cmap="gray")
+        ax.imshow(x[i, 0], cmap="gray", vmin=0, vmax=255)
         ax.set_title(f"true {literal(classes[y[i]])}\npred {literal(classes[pred[i]])}", fontsize=8)
     total = (pred != y).sum().item()
     if total:
@@ -224,7 +205,8 @@ def attention(
     """The input with its patch grid, the rollout over all blocks, and the [CLS] token's attention to each patch per
     head in the last block, six panels a row. The heads share one colour scale, from 0 to the largest weight any of
     them puts on a patch (each title gives the weight [CLS] keeps on itself, which its map leaves out); the rollout is
-    a multiple of an even share, on a log scale symmetric around 1 (halved and doubled look alike)."""
+    a multiple of an even share, on a log scale symmetric around 1 (halved and doubled look alike) that spans at least
+    half to twice, so a nearly even rollout looks pale."""
     n, g = heads.shape[0], heads.shape[-1]
     cols = min(n + 2, 6)
     rows = -(-(n + 2) // cols)
@@ -233,16 +215,16 @@ def attention(
     for ax in axes:
         ax.set_axis_off()
     axes[0].set_axis_on()
-    axes[0].imshow(image[0], cmap="gray")
+    axes[0].imshow(image[0], cmap="gray", vmin=0, vmax=255)
     for k in range(1, g):
         axes[0].axhline(k * patch_size - 0.5, color="tab:red", lw=0.6)
         axes[0].axvline(k * patch_size - 0.5, color="tab:red", lw=0.6)
-    axes[0].set_title("input and its patches")
+    axes[0].set_title("input and its patches", fontsize=9)
     ratio = (rollout / rollout.mean()).clamp(min=1e-6)
-    reach = max(float(np.abs(np.log2(ratio.numpy())).max()), 0.05)
+    reach = max(float(np.abs(np.log2(ratio.numpy())).max()), 1.0)
     axes[1].set_axis_on()
     rolled = axes[1].imshow(np.log2(ratio.numpy()), cmap="RdBu_r", vmin=-reach, vmax=reach)
-    axes[1].set_title("rollout ÷ even share")
+    axes[1].set_title("rollout, all blocks\n(× an even share)", fontsize=9)
     bar = fig.colorbar(rolled, ax=axes[1], shrink=0.85)
     ticks = np.linspace(-reach, reach, 5)
     bar.set_ticks(ticks, labels=[f"{2**t:.3g}×" for t in ticks])
@@ -251,7 +233,7 @@ def attention(
         ax = axes[h + 2]
         ax.set_axis_on()
         shown = ax.imshow(heads[h], cmap="magma", vmin=0, vmax=top)
-        ax.set_title(f"head {h + 1} (to [CLS] itself: {to_itself[h].item():.2f})")
+        ax.set_title(f"head {h + 1}\nkeeps {to_itself[h].item():.2f} on [CLS]", fontsize=9)
     fig.colorbar(shown, ax=[axes[h + 2] for h in range(n)], shrink=0.7, label="[CLS] attention weight")
     for ax in axes:
         ax.set_xticks([])
@@ -281,7 +263,7 @@ def explorer_view(
     fig, (over, probs, pos) = plt.subplots(
         1, 3, figsize=(12, 3.6), layout="constrained", gridspec_kw={"width_ratios": [1, 1.2, 1]}
     )
-    over.imshow(image[0].numpy(), cmap="gray", extent=(0, size, size, 0))
+    over.imshow(image[0].numpy(), cmap="gray", vmin=0, vmax=255, extent=(0, size, size, 0))
     if rollout:
         ratio = np.log2((attention / attention.mean()).clamp(min=1e-6).numpy())
         reach = max(float(np.abs(ratio).max()), 0.05)

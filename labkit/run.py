@@ -26,7 +26,7 @@ from labkit.checkpoint import (
 )
 from labkit.data import DataConfig, LabData, load_data
 from labkit.errors import LabError
-from labkit.lab import LAB_EPOCHS
+from labkit.lab import LAB_EPOCHS, VIT_PRESET_NAMES
 from labkit.metrics import EVAL_BATCH, predict
 from labkit.models import build_model, fit_to_data, model_kind
 from labkit.presets import Preset, get_preset
@@ -48,9 +48,11 @@ class Run:
         return self.checkpoint["metrics"]["test_accuracy"]
 
 
-def begin(settings: RunConfig) -> Preset:
+def begin(settings: RunConfig, vit_only: bool = False) -> Preset:
     """A notebook's first step: seed everything from the settings, print what reproduces the run (seed, device,
-    torch) and return the preset."""
+    torch) and return the preset; ``vit_only`` for a notebook whose questions are about a ViT."""
+    if vit_only and settings.preset not in VIT_PRESET_NAMES:
+        raise LabError(f"the questions are about a ViT: set PRESET to one of {', '.join(VIT_PRESET_NAMES)}")
     seed_everything(settings.seed)
     print(f"seed {settings.seed} · device {pick_device()} · torch {torch.__version__}")
     return get_preset(settings.preset)
@@ -72,8 +74,8 @@ def train_run(
     log: bool = True,
 ) -> Run:
     """Train the settings' preset on ``data`` and save its checkpoint, ``<student_id>_vit.pth`` (``_cnn.pth`` for
-    the CNN) in ``settings.out_dir``, printing the lab's log (``log=False``: one summary line instead, for a second
-    model whose log is not the point).
+    the CNN) in ``settings.out_dir``, printing the lab's log (``log=False``: one summary line instead, and nothing
+    for a checkpoint loaded, where the log is not the point).
 
     With ``reuse``, a checkpoint already at that path from the same settings and data is loaded instead. The output
     is checked before training; if saving still fails at the end, the model is saved in ``rescue_folder()`` instead
@@ -93,7 +95,8 @@ def train_run(
         if saved and saved["run_fingerprint"] == run_fingerprint(
             model_config, train_config, settings.seed, data.fingerprint
         ):
-            print(f"✓ Loaded {shown(path)} (the same settings and data)", file=out)
+            if log:
+                print(f"✓ Loaded {shown(path)} (the same settings and data)", file=out)
             history = History(**saved["metrics"]["history"])
             return Run(model_from_checkpoint(saved), saved, path, history, trained=False)
     model = build_model(model_config, settings.seed)

@@ -49,7 +49,7 @@ class ImageSet:
     classes: list[str]
     description: str  # one line saying where the images came from
     stored: str  # what the images are as stored: format, size in pixels, colour mode
-    stored_pixels: float  # pixels of a stored image, on average (what resizing to the model's input keeps a share of)
+    stored_values: float  # values of a stored image, on average: pixels, times 3 in colour
 
 
 @dataclass(frozen=True)
@@ -277,8 +277,8 @@ def _image_folder(root: Path, image_size: int, origin: str | None = None) -> Ima
     notes = [f"{skipped} non-image files skipped"] if skipped else []
     notes += [f"{repeats} repeated links skipped"] if repeats else []
     description = f"{origin or f'image folder {root}'} ({len(y)} images{''.join(', ' + n for n in notes)})"
-    pixels = sum(w * h for _, (w, h), _ in stored) / len(stored)
-    return ImageSet(torch.stack(pictures), y, list(images), description, _as_stored(stored), pixels)
+    values = sum(w * h * (3 if MODE_WORDS.get(mode) == "colour" else 1) for _, (w, h), mode in stored) / len(stored)
+    return ImageSet(torch.stack(pictures), y, list(images), description, _as_stored(stored), values)
 
 
 MODE_WORDS = {

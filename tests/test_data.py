@@ -110,7 +110,7 @@ def test_image_folder_of_mixed_sizes_modes_and_formats_says_what_they_were(tmp_p
     assert torch.bincount(images.y).tolist() == [4, 4, 5]
     assert "1 non-image files skipped" in images.description
     assert images.stored == "BMP, JPEG, PNG, 16×16 to 50×50 px, grayscale, colour, 16-bit grayscale"
-    assert images.stored_pixels == (4 * 40 * 32 + 4 * 50 * 50 + 4 * 28 * 28 + 16 * 16) / 13
+    assert images.stored_values == (4 * 40 * 32 + 3 * (4 * 50 * 50 + 4 * 28 * 28) + 16 * 16) / 13  # colour: 3 each
     white = images.x[images.y == 2][-1]  # deep.png sorts after 0-3.bmp in owl/
     assert white.min() == 255, "16-bit white must stay white, not be clipped or wrapped"
 
