@@ -138,3 +138,26 @@ def test_with_nothing_to_install_from_it_says_what_to_upload(python, tmp_path):
 def test_outside_colab_the_cell_does_nothing(python, tmp_path):
     ran = run(python, HIDE_EDITABLE.format(root=str(ROOT)) + bootstrap_source(""), tmp_path)
     assert (ran.returncode, ran.stdout, ran.stderr) == (0, "", "")
+
+
+def colab_versions() -> dict[str, str]:
+    lines = (ROOT / "tools" / "colab_packages.txt").read_text().splitlines()
+    return dict(line.split("==") for line in lines if line and not line.startswith("#"))
+
+
+def test_installing_labkit_in_colab_moves_no_package_colab_ships():
+    """What the first cell installs in Colab (labkit's requirements less torch) must accept every version Colab runs
+    of the same packages: pip would otherwise replace one under a running kernel ("restart your runtime"). Checked
+    offline, against the requirement specifiers themselves."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+    from regenerate_notebooks import pyproject
+
+    colab = {canonicalize_name(name): version for name, version in colab_versions().items()}
+    moved = []
+    for line in pyproject()["project"]["dependencies"]:
+        requirement = Requirement(line)
+        shipped = colab.get(canonicalize_name(requirement.name))
+        if shipped is not None and not requirement.specifier.contains(shipped, prereleases=True):
+            moved.append(f"{requirement.name}: labkit asks {requirement.specifier}, Colab ships {shipped}")
+    assert not moved, "; ".join(moved)
