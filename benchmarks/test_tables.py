@@ -7,7 +7,7 @@ import pytest
 import torch
 from candidates import CANDIDATES, standard_error, verdict
 from full_sweep import COLUMNS, FULL_SWEEP
-from priors import settings
+from priors import DEFAULT, settings
 from tables import candidates, read
 
 from labkit.models import build_model, count_parameters
@@ -96,6 +96,8 @@ def test_each_held_out_set_is_balanced_and_shares_no_image_with_the_benchmarks_s
 def test_the_prior_marked_default_is_the_one_the_fast_preset_ships():
     rows = read("priors_summary.csv")
     defaults = [r["variant"] for r in rows if r["default"] == "True"]
+    assert defaults == [DEFAULT], "rerun benchmarks/priors.py --table"
+    config, changes, recipe, ema = settings(DEFAULT)
     fast = get_preset("fast")
-    assert defaults == [v for v in (r["variant"] for r in rows) if settings(v) == (fast.model, fast.train)]
-    assert len(defaults) == 1, "rerun benchmarks/priors.py --table"
+    locality = {k: v for k, v in changes.items() if v} == {"mimetic_init": True, "sincos_positions": True}
+    assert (config.init, locality, recipe, ema) == ("locality", True, fast.train, 0.0)

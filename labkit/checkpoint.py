@@ -21,7 +21,7 @@ A checkpoint is one plain dict (only str, numbers, lists, dicts and tensors insi
     created          local time of saving, ISO 8601, or None
 
 A bare ``state_dict`` of the lab's reference model (what the lab's own code saves) is read into the same dict, with
-None wherever the file says nothing; so is an older version's checkpoint (``_upgrade``). Saved by ``safe_write``:
+None wherever the file says nothing. Saved by ``safe_write``:
 whole or not at all, and a file from another run at the name is kept under a timestamped name, never overwritten.
 """
 
@@ -44,19 +44,19 @@ import torch
 import torchvision
 from torch import nn
 
-from labkit import __version__, safe_text
+from labkit import __version__
 from labkit.data import LabData
 from labkit.errors import LabError
-from labkit.lab import RENAMED_PRESETS
+from labkit.handin import safe_text
+from labkit.handin.safe_write import shown, write_whole
 from labkit.models import ModelConfig, build_model, config_from_dict, config_to_dict
 from labkit.presets import get_preset
-from labkit.safe_write import shown, write_whole
 from labkit.settings import student_of
 from labkit.sources import file_kind
 from labkit.train import History, TrainConfig
 
 FORMAT = "labkit-checkpoint"
-VERSION = 2  # 2: one checkpoint shape for every producer; SPT's parameters renamed (see _upgrade)
+VERSION = 3  # 3: the ViT config's locality start is one field, init
 KEYS = (
     "format",
     "version",
@@ -230,7 +230,7 @@ def load_checkpoint(path: str | Path) -> dict:
             "save it again with torch.save"
         ) from None
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
-        checkpoint = _checked(_upgrade(obj), path)
+        checkpoint = _checked(obj, path)
     elif isinstance(obj, dict) and "cls_token" in obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         checkpoint = _from_bare_state_dict(obj, path)
     else:
@@ -242,35 +242,10 @@ def load_checkpoint(path: str | Path) -> dict:
     return checkpoint
 
 
-# Version 1 kept SPT's LayerNorm and Linear in a sub-module; version 2 puts every patch embedding's cut at index 0.
-_V1_NAMES = {
-    "to_patch_embedding.to_tokens.0.": "to_patch_embedding.1.",
-    "to_patch_embedding.to_tokens.1.": "to_patch_embedding.2.",
-}
-
-
-def _upgrade(checkpoint: dict) -> dict:
-    """An older checkpoint in today's shape, the same numbers: a preset under its earlier name gets today's, and a
-    version-1 checkpoint its names and keys as version 2 has them."""
-    preset = checkpoint.get("preset")
-    if isinstance(preset, str) and preset in RENAMED_PRESETS:
-        checkpoint = checkpoint | {"preset": RENAMED_PRESETS[preset]}
-    if checkpoint.get("version") != 1:
-        return checkpoint
-    state = checkpoint.get("model_state")
-    if isinstance(state, dict):
-        renamed = {}
-        for name, tensor in state.items():
-            old = next((o for o in _V1_NAMES if isinstance(name, str) and name.startswith(o)), None)
-            renamed[name if old is None else _V1_NAMES[old] + name.removeprefix(old)] = tensor
-        checkpoint["model_state"] = renamed
-    if isinstance(checkpoint.get("data"), dict):
-        checkpoint["data"].pop("split_seed", None)  # stored twice in version 1; the data config holds it
-    return {**{key: None for key in KEYS}, **checkpoint, "version": VERSION}
-
-
 def _checked(checkpoint: dict, path: Path) -> dict:
     """The checkpoint, if it has the documented shape; else a LabError naming what is wrong."""
+    if checkpoint.get("version") != VERSION:
+        raise LabError(f"{path} was saved by another labkit version ({checkpoint.get('version')!r}); retrain it")
     missing = [key for key in KEYS if key not in checkpoint]
     if missing:
         raise LabError(f"{path} is a damaged labkit checkpoint: it lacks {', '.join(missing)}; save it again")

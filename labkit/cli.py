@@ -16,6 +16,8 @@ from labkit.errors import LabError
 from labkit.lab import AUGMENTATIONS, BASELINE, BUILTIN, PRESET_NAMES, VIT_PRESET_NAMES
 from labkit.settings import RunConfig
 
+DEFAULTS = RunConfig()  # the command line's defaults are the settings cell's
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
@@ -67,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the lab's notebooks with these settings (in a scratch copy; the tracked notebooks are not "
         "touched) and write one self-contained HTML report, with the checkpoint beside it.",
     )
-    report.add_argument("--data", default=BUILTIN, metavar="SOURCE", help=f"as for train (default: {BUILTIN})")
+    report.add_argument("--data", default=DEFAULTS.data, metavar="SOURCE", help=f"as for train (default: {BUILTIN})")
     add_run_arguments(
         report, VIT_PRESET_NAMES, out_help="folder for the report and checkpoint (default: here)", out_default="."
     )
@@ -98,7 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="the torchinfo table of a preset",
         description="The torchinfo table of a preset, with the lab's columns and depth.",
     )
-    summary.add_argument("--preset", default="fast", choices=PRESET_NAMES, help="(default: fast)")
+    summary.add_argument(
+        "--preset", default=DEFAULTS.preset, choices=PRESET_NAMES, help=f"(default: {DEFAULTS.preset})"
+    )
     summary.add_argument(
         "--num-classes",
         type=int,
@@ -128,7 +132,9 @@ def add_run_arguments(
     parser: argparse.ArgumentParser, presets: tuple[str, ...], out_help: str, out_default: str | None = None
 ) -> None:
     """The settings of a run (settings.RunConfig) besides its data: preset, epochs, augmentation, seed, id, folder."""
-    parser.add_argument("--preset", default="fast", choices=presets, help="model + recipe (default: fast)")
+    parser.add_argument(
+        "--preset", default=DEFAULTS.preset, choices=presets, help=f"model + recipe (default: {DEFAULTS.preset})"
+    )
     parser.add_argument("--epochs", type=int, help="override the preset's number of epochs")
     parser.add_argument(
         "--augment",
@@ -137,8 +143,10 @@ def add_run_arguments(
         "or shift+flip (adds mirror images: only where a mirrored image keeps its class, as clothes or textures "
         "do and digits or letters do not)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="training seed, 0 to 2**32 - 1 (default: 0)")
-    parser.add_argument("--student-id", default="student_id", help="names the files (default: student_id)")
+    parser.add_argument("--seed", type=int, default=DEFAULTS.seed, help=f"training seed (default: {DEFAULTS.seed})")
+    parser.add_argument(
+        "--student-id", default=DEFAULTS.student_id, help=f"names the files (default: {DEFAULTS.student_id})"
+    )
     parser.add_argument("--out", default=out_default, help=out_help)
 
 
@@ -190,12 +198,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from labkit.evaluation import evaluate_checkpoint
+    from labkit import threads
+    from labkit.handin.evaluation import evaluate_checkpoint
+
+    threads.cap()
 
     result = evaluate_checkpoint(args.checkpoint, args.data, **data_options(args))
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    from labkit.grading import fraction
+    from labkit.handin.grading import fraction
 
     stored = fraction(result.stored_accuracy)
     stored = "n/a" if stored is None else f"{stored * 100:.2f}%"
@@ -207,14 +218,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     settings = run_config(args)
-    from labkit.report import make_report
+    from labkit.handin.report import make_report
 
     make_report(settings, pdf=args.pdf)
     return 0
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
-    from labkit.grading import check_csv_target, grade_one, progress_line, submissions, table, write_csv
+    from labkit import threads
+    from labkit.handin.grading import check_csv_target, grade_one, progress_line, submissions, table, write_csv
+
+    threads.cap()
 
     baseline = args.baseline
     if args.csv:
@@ -236,15 +250,18 @@ def cmd_grade(args: argparse.Namespace) -> int:
 def cmd_summary(args: argparse.Namespace) -> int:
     import shutil
 
+    from labkit.handin.guard import check_size
     from labkit.models import build_model, fit_to_data
+    from labkit.notebook.summary import column_width, render, summarize
     from labkit.presets import get_preset
-    from labkit.summary import column_width, render, summarize
 
     config = get_preset(args.preset).model
     if args.num_classes is not None and args.num_classes < 2:
         raise LabError(f"--num-classes {args.num_classes}: a classifier needs at least 2 classes")
     terminal = shutil.get_terminal_size((150, 24)).columns  # piped output keeps the lab's 150 columns
-    model = build_model(fit_to_data(config, args.num_classes or config.num_classes))
+    config = fit_to_data(config, args.num_classes or config.num_classes)
+    check_size(config)
+    model = build_model(config)
     table = render(summarize(model, col_width=column_width(terminal)))
     print(table)
     width = max(len(line) for line in table.splitlines())

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from labkit.errors import LabError
+from labkit.errors import LabError, check_fields
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,9 @@ class CNNConfig:
     dropout: float = 0.1  # before the head
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "widths", tuple(self.widths))  # lists come back from checkpoints
+        if isinstance(self.widths, list):
+            object.__setattr__(self, "widths", tuple(self.widths))  # lists come back from checkpoints
+        check_fields(self, "CNN config")
         if min(self.image_size, self.channels, self.num_classes, self.features, *self.widths) < 1:
             raise LabError(f"invalid CNN config {self}: every size must be at least 1")
         if self.image_size < 4:

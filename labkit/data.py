@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from labkit import safe_text
-from labkit.errors import LabError
-from labkit.lab import AUGMENTATIONS, BUILTIN
+from labkit.errors import LabError, check_fields
+from labkit.lab import BUILTIN
 from labkit.sources import load_source
 
 
@@ -28,6 +26,20 @@ class DataConfig:
     test_fraction: float = 0.3  # the lab's 70/30 split
     val_fraction: float = 0.0  # carved from the training part for tuning; 0 keeps the lab's 1,260 / 540
     split_seed: int = 0  # fixes the split, independently of the training seed
+
+    def __post_init__(self) -> None:
+        if isinstance(self.classes, list):
+            object.__setattr__(self, "classes", tuple(self.classes))  # lists come back from checkpoints
+        check_fields(self, "data config")
+        if self.image_size < 1 or (self.per_class is not None and self.per_class < 1):
+            raise LabError(f"image_size {self.image_size} and per_class {self.per_class} must be at least 1")
+        if not 0 < self.test_fraction < 1 or not 0 <= self.val_fraction < 1:
+            raise LabError(f"test_fraction {self.test_fraction} must be in (0, 1) and val_fraction in [0, 1)")
+        classes = [0] if self.classes is None else list(self.classes)
+        if not classes or len(set(classes)) != len(classes) or min(classes) < 0:
+            raise LabError(f"classes {classes} must name each class index once, e.g. 0,1,2")
+        if not 0 <= self.split_seed < 2**63:
+            raise LabError(f"split_seed {self.split_seed} must be from 0 to 2**63 - 1")
 
 
 @dataclass
@@ -62,29 +74,6 @@ class LabData:
         """sha256 of every split: tells whether two runs saw the same data."""
         parts = [fingerprint(s) for s in (self.train, self.val, self.test) if s is not None]
         return hashlib.sha256("|".join(parts).encode()).hexdigest()
-
-    def markdown(self) -> str:
-        """What the images are, as stored and as the model reads them, the split, and the images per class."""
-        k, n_train, n_test = len(self.classes), len(self.train), len(self.test)
-        train, test = (torch.bincount(s.y, minlength=k).tolist() for s in (self.train, self.test))
-        names = [safe_text.markdown(c) for c in self.classes]  # folder names are the student's: shown, never run
-        rows = [f"| {i} | {c} | {a} | {b} |" for i, (c, a, b) in enumerate(zip(names, train, test, strict=True))]
-        size = self.train.x.shape[-1]
-        share = size**2 / self.stored_values
-        if share == 1:
-            kept = "as many values as stored"
-        elif share > 1:
-            kept = f"{share:.2g} times as many values as stored"
-        else:
-            kept = f"{share:.1%} of the {self.stored_values:,.0f} values of a stored image"
-        return (
-            f"**Source:** {safe_text.markdown(self.description)}  \n"
-            f"**As stored:** {safe_text.markdown(self.stored)}. The model reads each image as {size}×{size} "
-            f"grayscale, {size * size} values: {kept}.  \n"
-            f"**Split:** {k} classes, {n_train} train / {n_test} test images, stratified (split seed "
-            f"{self.config.split_seed}); training pixels in [0, 1]: mean {self.mean:.3f}, std {self.std:.3f}.\n\n"
-            "| index | class | train | test |\n|---|---|---|---|\n" + "\n".join(rows)
-        )
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 images (..., C, H, W) as the model sees them: in [0, 1], then standardised by the training pixels."""
@@ -125,8 +114,6 @@ class Batches:
         seed: int,
         device: torch.device | str,
     ) -> None:
-        if augment not in AUGMENTATIONS:
-            raise LabError(f"unknown augmentation {augment!r}; choose one of {', '.join(AUGMENTATIONS)}")
         self.x, self.y = split.x.to(device), split.y.to(device)
         self.mean, self.std, self.batch_size = mean, std, batch_size
         self.shuffle, self.augment = shuffle, augment
@@ -184,14 +171,13 @@ def fingerprint(split: Split) -> str:
     return h.hexdigest()
 
 
-def load_data(config: DataConfig, download_root: str | Path | None = None) -> LabData:
+def load_data(config: DataConfig) -> LabData:
     """Read the source, split it, and compute the training part's pixel statistics."""
     images = load_source(
         config.source,
         config.image_size,
         list(config.classes) if config.classes else None,
         config.per_class,
-        download_root,
     )
     counts = torch.bincount(images.y, minlength=len(images.classes))
     if len(images.classes) < 2 or (counts > 0).sum() < 2:
@@ -215,8 +201,6 @@ def load_data(config: DataConfig, download_root: str | Path | None = None) -> La
 
 def split_indices(y: torch.Tensor, test_fraction: float, val_fraction: float, seed: int, classes: list[str]):
     """Stratified (train, val or None, test) index tensors: per class, a seeded shuffle, then cut."""
-    if not 0 < test_fraction < 1 or not 0 <= val_fraction < 1:
-        raise LabError(f"test_fraction {test_fraction} must be in (0, 1) and val_fraction {val_fraction} in [0, 1)")
     generator = torch.Generator().manual_seed(seed)
     train, val, test = [], [], []
     needed = 3 if val_fraction else 2

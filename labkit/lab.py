@@ -23,7 +23,6 @@ VIT_PRESET_NAMES = (
     "reference",
     "hybrid",
 )  # the presets whose model is a ViT: the notebooks' questions need one
-RENAMED_PRESETS = {"seed": "reference"}  # earlier names, as older checkpoints store them
 MODEL_KINDS = ("vit", "cnn")  # models.MODEL_KINDS (checked there): a checkpoint is named <student_id>_<kind>.pth
 # "shift": small random translations, label-preserving for any lab data. "shift+flip" adds left-right mirror images:
 # for data whose classes survive a mirror (clothes, textures), never for digits or letters (a mirrored 2 is no 2).

@@ -13,8 +13,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from labkit import safe_text
-
 EVAL_BATCH = 128  # the fastest of 64-540 for every preset on 2 CPU cores (conv layers slow down beyond it)
 
 
@@ -52,24 +50,6 @@ def accuracy(pred: torch.Tensor, labels: torch.Tensor) -> float:
 def confusion_matrix(pred: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Counts (true class, predicted class): row i holds where the images of class i went."""
     return torch.bincount(labels * num_classes + pred, minlength=num_classes**2).reshape(num_classes, num_classes)
-
-
-def confusion_summary(matrix: torch.Tensor, classes: list[str]) -> str:
-    """One Markdown sentence under the confusion matrix: the weakest classes and the most frequent confusions, read
-    from it (every class or pair that ties for the place is named)."""
-    classes = [safe_text.markdown(c) for c in classes]
-    per_class = matrix.diagonal() / matrix.sum(1).clamp(min=1)
-    off = matrix.clone().fill_diagonal_(0)
-    if off.sum() == 0:
-        return "Every test image is on the diagonal: no class is confused with another."
-    weakest = [classes[i] for i in (per_class == per_class.min()).nonzero().flatten().tolist()]
-    worst = int(off.max())
-    pairs = [f"{classes[t]} taken for {classes[p]}" for t, p in (off == worst).nonzero().tolist()]
-    return (
-        f"{int(off.sum())} of {int(matrix.sum())} test images are off the diagonal. Weakest: {', '.join(weakest)} "
-        f"({per_class.min().item():.1%}{' each' if len(weakest) > 1 else ''}); most frequent mistake: "
-        f"{'; '.join(pairs)} ({worst} image{'s' if worst > 1 else ''}{' each' if len(pairs) > 1 else ''})."
-    )
 
 
 def smoothing_floor(label_smoothing: float, num_classes: int) -> float:

@@ -26,11 +26,11 @@ from labkit.checkpoint import (
 )
 from labkit.data import DataConfig, LabData, load_data
 from labkit.errors import LabError
+from labkit.handin.safe_write import check_writable, rescue_folder, shown
 from labkit.lab import LAB_EPOCHS, VIT_PRESET_NAMES
 from labkit.metrics import EVAL_BATCH, predict
 from labkit.models import build_model, fit_to_data, model_kind
 from labkit.presets import Preset, get_preset
-from labkit.safe_write import check_writable, rescue_folder, shown
 from labkit.settings import RunConfig, checkpoint_name
 from labkit.train import History, fit, pick_device, seed_everything
 

@@ -1,15 +1,11 @@
-"""The small-data extras of the lab's ViT, each a replacement for one part of ``vit.py``'s model.
+"""The small-data extras of the lab's ViT that its presets use, each a replacement for one part of ``vit.py``'s model.
 
-- Shifted patch tokenization (SPT) and locality self-attention (LSA), from Lee, Lee & Song, "Vision Transformer for
-  Small-Size Datasets" (2021): a patch embedding whose tokens also see their neighbours, and an attention with a
-  learned temperature that cannot stay on the token itself.
+- Shifted patch tokenization (SPT; Lee, Lee & Song, "Vision Transformer for Small-Size Datasets", 2021): a patch
+  embedding whose tokens also see their neighbours.
 - The paper's hybrid (Dosovitskiy et al., §3.1): a small CNN's feature map, read as 1x1 patches, as the tokens.
-- LSA's diagonal mask alone, and ConViT's gated positional self-attention (d'Ascoli et al., "ConViT: Improving
-  Vision Transformers with Soft Convolutional Inductive Biases", ICML 2021): attention started local, gated.
-- Initialisations that start the model with a locality prior and cost nothing per step: mimetic attention
-  weights (Trockman & Kolter, "Mimetic Initialization of Self-Attention Layers", ICML 2023), 2-D sine-cosine
-  positions (as MAE, He et al. 2022), and impulse attention (Zheng et al., "Structured Initialization for Attention
-  in Vision Transformers", 2024); training can unlearn each.
+- The locality start, at no cost per step: attention weights as mimetic initialisation has them (Trockman & Kolter,
+  "Mimetic Initialization of Self-Attention Layers", ICML 2023) and positions at a 2-D sine-cosine table (as MAE, He
+  et al. 2022).
 
 ``build_vit`` puts the ones a config asks for into the paper's ViT; the rest of the model is unchanged.
 """
@@ -24,7 +20,7 @@ from einops import rearrange
 from torch import nn
 
 from labkit.cnn import conv_bn_relu
-from labkit.vit import Attention, ViT, ViTConfig, patchify
+from labkit.vit import Attention, ViT, ViTConfig, patch_embedding, patchify
 
 STEM_STAGES = {1: 0, 2: 1, 4: 2}  # conv-stem stride -> number of (max-pool, conv) stages after the first conv
 SPT_COPIES = 5  # the image and its four diagonal shifts
@@ -75,104 +71,6 @@ class ConvStem(nn.Module):
 def hybrid_embedding(c: ViTConfig) -> nn.Sequential:
     """The hybrid's embedding: the conv stem's vectors projected to ``dim``."""
     return nn.Sequential(ConvStem(c.channels, c.conv_stem, c.patch_size), nn.Linear(c.conv_stem, c.dim))
-
-
-class SelfMaskedAttention(Attention):
-    """LSA's diagonal mask alone: each token's score with itself is masked, so attention goes to *other* tokens
-    (the residual connection already carries the token itself)."""
-
-    @staticmethod
-    def allowed(n: int, device: torch.device) -> torch.Tensor:
-        """Which (query, key) pairs may attend: every pair but a token with itself."""
-        return ~torch.eye(n, dtype=torch.bool, device=device)
-
-    def query_scale(self) -> torch.Tensor | float:
-        return self.scale
-
-    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        # SDPA takes a float scale, not a learned tensor: the scale goes into the queries instead.
-        q, mask = q * self.query_scale(), self.allowed(q.shape[-2], q.device)
-        dropout = self.dropout if self.training else 0.0
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, scale=1.0)
-
-    def weights(self, x: torch.Tensor) -> torch.Tensor:
-        q, k, _ = self.qkv(x)
-        scores = q @ k.transpose(-1, -2) * self.query_scale()
-        return scores.masked_fill(~self.allowed(x.shape[1], x.device), float("-inf")).softmax(dim=-1)
-
-
-class LocalitySelfAttention(SelfMaskedAttention):
-    """LSA: the diagonal mask, and a learned softmax temperature (it starts at the plain 1/√d_head), so attention
-    can sharpen where small data would leave it flat."""
-
-    def __init__(self, dim: int, heads: int = 8, dim_head: int = 64, dropout: float = 0.0):
-        super().__init__(dim, heads, dim_head, dropout)
-        self.temperature = nn.Parameter(torch.tensor(math.log(self.scale)))
-
-    def query_scale(self) -> torch.Tensor:
-        return self.temperature.exp()
-
-
-def relative_offsets(grid: int) -> torch.Tensor:
-    """(δx, δy, δx² + δy²) from each patch to each other patch of a grid x grid layout: (N, N, 3), row by row."""
-    rows, cols = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")
-    dy = rows.flatten()[None, :] - rows.flatten()[:, None]
-    dx = cols.flatten()[None, :] - cols.flatten()[:, None]
-    return torch.stack((dx, dy, dx**2 + dy**2), dim=-1).float()
-
-
-class GatedPositionalAttention(Attention):
-    """ConViT's gated positional self-attention (GPSA; d'Ascoli et al., ICML 2021). Each head's weights are
-    (1 - g) softmax(q kᵀ / √d) + g softmax(r · v_pos): content attention mixed, by a learned gate g = sigmoid(λ),
-    with an attention that depends only on where the key patch lies relative to the query patch.
-
-    At the start the positional part of head h peaks at its own offset Δ_h of a k x k kernel (k² <= heads) and
-    g = sigmoid(1) = 0.73, so the layer begins close to a convolution; training can raise or lower each gate. The
-    paper keeps [CLS] out of GPSA blocks; here [CLS] stays in the sequence as the lab's model has it: its positional
-    part averages every token and no patch attends to it by position."""
-
-    def __init__(
-        self, dim: int, heads: int = 8, dim_head: int = 64, dropout: float = 0.0, grid: int = 7, strength: float = 1.0
-    ):
-        super().__init__(dim, heads, dim_head, dropout)
-        self.pos_proj = nn.Linear(3, heads)
-        self.gate = nn.Parameter(torch.ones(heads))
-        self.register_buffer("offsets", relative_offsets(grid), persistent=False)
-        self.local_init(strength)
-
-    @torch.no_grad()
-    def local_init(self, strength: float) -> None:
-        """Head h's score for offset δ: -strength (|δ|² - 2 Δ_h · δ) = -strength |δ - Δ_h|² + const, which peaks at
-        δ = Δ_h. The paper places k² heads on a k x k kernel; heads past k² are centred on the patch itself."""
-        k = math.isqrt(self.heads)
-        centre = (k - 1) / 2
-        self.pos_proj.weight.zero_()
-        self.pos_proj.bias.zero_()
-        for h in range(self.heads):
-            dx, dy = (h % k - centre, h // k - centre) if h < k * k else (0.0, 0.0)
-            self.pos_proj.weight[h] = strength * torch.tensor([2 * dx, 2 * dy, -1.0])
-
-    def positional(self) -> torch.Tensor:
-        """Each head's positional attention over the whole sequence, [CLS] first: (heads, 1 + N, 1 + N)."""
-        scores = rearrange(self.pos_proj(self.offsets), "i j h -> h i j")
-        n = scores.shape[-1] + 1
-        full = scores.new_zeros(self.heads, n, n)  # [CLS]'s row stays zero: an even average of every token
-        full[:, 1:, 0] = float("-inf")
-        full[:, 1:, 1:] = scores
-        return full.softmax(dim=-1)
-
-    def gates(self) -> torch.Tensor:
-        return self.gate.sigmoid()[:, None, None]
-
-    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        # Both parts sum to 1 over the keys, so mixing the outputs is mixing the weights, and SDPA keeps the
-        # content part.
-        g = self.gates()
-        return (1 - g) * super().attend(q, k, v) + g * (self.positional() @ v)
-
-    def weights(self, x: torch.Tensor) -> torch.Tensor:
-        g = self.gates()
-        return (1 - g) * super().weights(x) + g * self.positional()
 
 
 # Mimetic initialisation's targets (Trockman & Kolter, §4): per head W_q^T W_k = 0.7 Z + 0.7 I, making a token
@@ -230,44 +128,6 @@ def mimetic_init(model: ViT) -> None:
         mimetic_values(attention)
 
 
-# Impulse initialisation's constants, as the paper's code has them: the 3x3 kernel's taps in the order heads take
-# them (centre, then the cross, then the corners); the target's height at the impulse, and elsewhere noise: 3 times a
-# N(0, 0.6²) cut at ±2; the positions' std (0.02 scaled by 18); the Frobenius norm of each head's query and key.
-IMPULSE_TAPS = (4, 1, 5, 3, 7, 0, 2, 6, 8)
-IMPULSE_HEIGHT, IMPULSE_NOISE = 1000.0, (3.0, 0.6)
-IMPULSE_POSITION_STD = 0.36
-IMPULSE_QK_NORM = 7.0
-
-
-def impulse_target(grid: int, tap: int) -> torch.Tensor:
-    """A 3x3 convolution with a single tap as an (N, N) matrix of scores on the grid x grid patches: IMPULSE_HEIGHT
-    where the key patch is the query patch moved by the tap's offset, IMPULSE_NOISE elsewhere."""
-    dy, dx = tap // 3 - 1, tap % 3 - 1
-    offsets = relative_offsets(grid)
-    impulse = (offsets[..., 0] == dx) & (offsets[..., 1] == dy)
-    factor, std = IMPULSE_NOISE
-    noise = factor * nn.init.trunc_normal_(torch.empty(impulse.shape), std=std)
-    return torch.where(impulse, IMPULSE_HEIGHT, noise)
-
-
-@torch.no_grad()
-def impulse_init(model: ViT) -> None:
-    """Zheng et al.'s structured initialisation: positions scaled up, then each head's query and key weights solved
-    so that LN(P) W_q^T W_k LN(P)^T, on the patches' positions P, is as near as rank dim_head allows to a 3x3
-    impulse filter (head h takes IMPULSE_TAPS[h]); values and outputs as mimetic initialisation has them."""
-    c = model.config
-    model.pos_embedding.mul_(IMPULSE_POSITION_STD / c.embedding_init_std)
-    u, s, vh = torch.linalg.svd(F.layer_norm(model.pos_embedding[0, 1:], (c.dim,)), full_matrices=False)
-    rank = c.dim_head
-    inverse = vh[:rank].T @ torch.diag(1 / s[:rank]) @ u[:, :rank].T  # LN(P)'s pseudo-inverse, top rank only
-    for attention in attentions(model):
-        for h in range(attention.heads):
-            target = inverse @ impulse_target(c.grid, IMPULSE_TAPS[h % len(IMPULSE_TAPS)]) @ inverse.T
-            q, k = low_rank_factors(target, rank)
-            set_query_key(attention, h, IMPULSE_QK_NORM * q / q.norm(), IMPULSE_QK_NORM * k / k.norm())
-        mimetic_values(attention)
-
-
 def sincos_positions(grid: int, dim: int) -> torch.Tensor:
     """MAE's 2-D sine-cosine table, (grid * grid, dim), row by row: half the channels encode the patch's row, half
     its column, each as the sines and cosines of dim / 4 frequencies from 1 to 1/10000."""
@@ -281,19 +141,26 @@ def sincos_positions(grid: int, dim: int) -> torch.Tensor:
     return torch.cat((encode(rows), encode(cols)), dim=1)
 
 
+@torch.no_grad()
+def locality_init(model: ViT) -> None:
+    """The locality start: attention as mimetic initialisation starts it, [CLS] at std 0.02 (the paper's code), and
+    the positions at MAE's 2-D sine-cosine table, so that neighbouring patches start alike. Training may unlearn it."""
+    mimetic_init(model)
+    model.cls_token.mul_(0.02)
+    model.pos_embedding[0, 0] = 0.0  # [CLS] has no place on the grid
+    model.pos_embedding[0, 1:] = sincos_positions(model.config.grid, model.config.dim)
+
+
+def embedding(c: ViTConfig) -> nn.Sequential:
+    """The patch embedding ``c`` asks for: the hybrid's stem, SPT's shifted cut, or the paper's plain one."""
+    return (
+        hybrid_embedding(c) if c.conv_stem else shifted_patch_embedding(c) if c.shifted_patches else patch_embedding(c)
+    )
+
+
 def build_vit(c: ViTConfig) -> ViT:
     """The paper's ViT with the extras ``c`` asks for."""
-    embedding = hybrid_embedding(c) if c.conv_stem else shifted_patch_embedding(c) if c.shifted_patches else None
-    attention = LocalitySelfAttention if c.locality_attention else SelfMaskedAttention if c.diagonal_mask else Attention
-    model = ViT(c, embedding, attention)
-    for block in model.transformer.layers[: c.gpsa_blocks]:
-        block[0].fn = GatedPositionalAttention(c.dim, c.heads, c.dim_head, c.dropout, c.grid)
-    if c.impulse_init:
-        impulse_init(model)
-    if c.mimetic_init:
-        mimetic_init(model)
-    if c.sincos_positions:
-        with torch.no_grad():
-            model.pos_embedding[0, 0] = 0.0  # [CLS] has no place on the grid
-            model.pos_embedding[0, 1:] = sincos_positions(c.grid, c.dim)
+    model = ViT(c, embedding(c))
+    if c.init == "locality":
+        locality_init(model)
     return model

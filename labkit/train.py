@@ -11,23 +11,22 @@ The log matches the lab's reference run line for line::
 
 from __future__ import annotations
 
-import os
 import random
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import TextIO
 
 import numpy as np
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from labkit.data import AUGMENTATIONS, LabData
-from labkit.errors import LabError
+from labkit.data import LabData
+from labkit.errors import LabError, check_fields
+from labkit.lab import AUGMENTATIONS
 from labkit.metrics import EVAL_BATCH, evaluate
+from labkit.threads import CpuThreads
 
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("constant", "cosine")
@@ -45,11 +44,9 @@ class TrainConfig:
     label_smoothing: float = 0.1  # softer targets generalise better on 1,260 images
     augment: str = "shift"  # ±2 px translations: label-preserving for any lab data; "shift+flip" adds mirror images
     log_every: int = 10  # print a "Train Step" line every this many steps
-    # > 0: evaluate and keep an exponential moving average of the weights with this decay per step (Polyak
-    # averaging, as DeiT and timm's ModelEmaV2 do) in place of the last step's weights; 0 keeps the last step's.
-    ema: float = 0.0
 
     def __post_init__(self) -> None:
+        check_fields(self, "training config")
         if self.epochs < 1 or self.batch_size < 1 or self.log_every < 1:
             raise LabError(f"invalid training config: epochs, batch_size and log_every must be at least 1 ({self})")
         if self.optimizer not in OPTIMIZERS:
@@ -58,16 +55,10 @@ class TrainConfig:
             raise LabError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
         if self.augment not in AUGMENTATIONS:
             raise LabError(f"unknown augmentation {self.augment!r}; choose one of {', '.join(AUGMENTATIONS)}")
-        if (
-            self.lr <= 0
-            or self.weight_decay < 0
-            or not 0 <= self.label_smoothing < 1
-            or not 0 <= self.warmup < 1
-            or not 0 <= self.ema < 1
-        ):
+        if self.lr <= 0 or self.weight_decay < 0 or not 0 <= self.label_smoothing < 1 or not 0 <= self.warmup < 1:
             raise LabError(
-                f"invalid training config: need lr > 0, weight_decay >= 0, "
-                f"0 <= label_smoothing < 1, 0 <= warmup < 1, 0 <= ema < 1 ({self})"
+                f"invalid training config: need lr > 0, weight_decay >= 0, 0 <= label_smoothing < 1, "
+                f"0 <= warmup < 1 ({self})"
             )
 
 
@@ -111,35 +102,6 @@ def pick_device(name: str = "auto") -> torch.device:
     if not available.get(device.type, False):
         raise LabError(f"device {name!r} is not available on this machine; use --device auto (or cpu)")
     return device
-
-
-def others_running(samples: int = 3, gap: float = 0.003) -> int | None:
-    """How many threads of other processes keep running or waiting for a core (Linux's /proc; None where it cannot
-    tell): the fewest seen in a few samples ``gap`` seconds apart, so a process that only wakes briefly (the notebook
-    server or terminal taking the log line just printed) is not counted; this process's own threads never are."""
-    seen = []
-    try:
-        for i in range(samples):
-            if i:
-                time.sleep(gap)
-            running = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
-            tasks = Path("/proc/self/task").iterdir()
-            ours = sum(1 for t in tasks if (t / "stat").read_text().rsplit(")", 1)[1].split()[0] == "R")
-            seen.append(max(0, running - ours))
-    except (OSError, ValueError, IndexError):
-        return None
-    return min(seen)
-
-
-def cpu_threads(wanted: int) -> int:
-    """Threads for the next epoch on the CPU: ``wanted``, less one per core that other processes keep busy now.
-
-    PyTorch's OpenMP threads spin while they wait for each other, so a thread that has no core of its own stalls
-    the rest: measured on 2 cores (benchmarks/busy_machine.py), three runs at once took 9.6x as long as one run
-    alone with two threads each, and 1.8x with the machine's free cores; a quiet machine keeps every thread."""
-    others = others_running()
-    cores = os.cpu_count() or wanted
-    return wanted if others is None else max(1, min(wanted, cores - others))
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -189,9 +151,6 @@ def fit(
     steps = len(train_batches)
     optimizer, scheduler = make_optimizer(model, config, steps)
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    average = None
-    if config.ema:
-        average = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
     history = History()
     start = time.perf_counter()
     bar = tqdm(total=config.epochs * steps, desc="training", unit="step", leave=False, disable=not progress)
@@ -199,13 +158,9 @@ def fit(
     def log(line: str) -> None:
         tqdm.write(line, file=out)
 
-    wanted = torch.get_num_threads()
-    on_cpu = torch.device(device).type == "cpu"
-    try:
+    with CpuThreads(device) as threads:
         for epoch in range(config.epochs):
-            threads = cpu_threads(wanted) if on_cpu else wanted  # each epoch: other runs may have started or ended
-            if threads != torch.get_num_threads():  # only on a change: setting it every epoch cost ~9% when quiet
-                torch.set_num_threads(threads)
+            threads.epoch()  # as many as the cores this process may use, less those other runs keep busy
             log(f"\nEpoch {epoch + 1}/{config.epochs}")
             model.train()
             # Summed on the device and read once an epoch: a .item() per step would wait for a GPU at every step.
@@ -218,8 +173,6 @@ def fit(
                 loss.backward()
                 optimizer.step()
                 scheduler.step()
-                if average is not None:
-                    average.update_parameters(model)
                 total_loss += loss.detach() * len(y)
                 correct += (logits.detach().argmax(1) == y).sum()
                 if step % config.log_every == 0:
@@ -228,16 +181,11 @@ def fit(
             history.train_loss.append(total_loss.item() / len(data.train))
             history.train_accuracy.append(correct.item() / len(data.train))
             if eval_batches is not None:
-                eval_loss, accuracy = evaluate(model if average is None else average.module, eval_batches, device)
+                eval_loss, accuracy = evaluate(model, eval_batches, device)
                 history.eval_loss.append(eval_loss)
                 history.eval_accuracy.append(accuracy)
                 log(f"✓ Evaluation - Avg Loss: {eval_loss:.4f}, Accuracy: {accuracy * 100:.2f}%")
         bar.close()
-    finally:
-        if torch.get_num_threads() != wanted:
-            torch.set_num_threads(wanted)
-    if average is not None:  # the model trained is the one averaged: what is evaluated is what is kept
-        model.load_state_dict(average.module.state_dict())
     history.seconds = time.perf_counter() - start
     log(f"⌚ Total training time: {history.seconds:.2f} seconds")
     return history

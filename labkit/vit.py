@@ -5,13 +5,13 @@ add learned position embeddings, run pre-norm Transformer blocks, classify from 
 classes, nesting and parameter names follow the lab's reference model (vit-pytorch's earlier pre-norm ViT), so a
 state dict saved by the lab's own code loads into the ``reference`` preset.
 
-The small-data extras (shifted patches, locality self-attention, the hybrid's conv stem) live in ``small_data.py``:
-they replace the patch embedding or the attention of this model, and ``models.build_model`` puts them in.
+The small-data extras the presets use (shifted patches, the hybrid's conv stem, the locality start) live in
+``small_data.py``, whose ``build_vit`` puts them in; ``ViT(config)`` builds only the paper's model.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +19,11 @@ from einops import rearrange, repeat
 from einops.layers.torch import Rearrange
 from torch import nn
 
-from labkit.errors import LabError
+from labkit.errors import LabError, check_fields
+
+INITS = ("random", "locality")
+# The extras the presets use beyond the paper's model (small_data.py), each at its value in the paper's model.
+EXTRAS = {"shifted_patches": False, "conv_stem": 0, "init": "random"}
 
 
 @dataclass(frozen=True)
@@ -35,27 +39,14 @@ class ViTConfig:
     num_classes: int = 6  # the lab's six classes
     dropout: float = 0.0  # inside attention output and MLP
     emb_dropout: float = 0.1  # on the token sequence, after position embeddings (the lab's reference code)
-    shifted_patches: bool = False  # SPT (Lee et al. 2021), small_data.py: tokens also see their neighbours
-    locality_attention: bool = False  # LSA (Lee et al. 2021), small_data.py: learned temperature, no self-attention
-    conv_stem: int = 0  # > 0: the paper's hybrid (§3.1), small_data.py: a conv stem of this width cuts the "patches"
-    # [CLS] and positions start N(0, std^2) (the positions at the sine-cosine table instead with sincos_positions):
-    # std 1 in the lab's code; the paper's code starts the positions at std 0.02 and [CLS] at zeros.
-    embedding_init_std: float = 1.0
-    # Locality priors put in at initialisation only, at no cost per step (small_data.py): attention weights started
-    # as mimetic initialisation has them (Trockman & Kolter, ICML 2023), and positions started at the 2-D sine-cosine
-    # table of MAE (He et al., 2022), so that neighbouring patches start alike.
-    mimetic_init: bool = False
-    sincos_positions: bool = False
-    # Soft locality priors in the attention itself, small_data.py. ConViT's gated positional self-attention in the
-    # first ``gpsa_blocks`` blocks (d'Ascoli et al., ICML 2021): each head mixes its content attention with a learned
-    # attention to nearby patches, started local and gated so that training can move away from it.
-    gpsa_blocks: int = 0
-    diagonal_mask: bool = False  # LSA's mask alone (Lee et al. 2021): no token attends to itself; fixed temperature
-    # Attention started as a convolution's random impulse filters, solved from the positions (Zheng et al.,
-    # "Structured Initialization for Attention in Vision Transformers", 2024; NeurIPS 2025 version).
-    impulse_init: bool = False
+    shifted_patches: bool = False  # shifted patch tokens (SPT): each patch vector also holds its neighbours' edges
+    conv_stem: int = 0  # > 0: the paper's hybrid (§3.1), a conv stem of this width makes the tokens
+    # "random": [CLS] and positions start N(0, 1), as in the lab's reference code; "locality": positions at a 2-D
+    # sine-cosine table, [CLS] at std 0.02, attention as mimetic initialisation starts it
+    init: str = "random"
 
     def __post_init__(self) -> None:
+        check_fields(self, "ViT config")
         sizes = ("image_size", "patch_size", "channels", "num_classes", "dim", "depth", "heads", "dim_head", "mlp_dim")
         for name in sizes:
             if getattr(self, name) < 1:
@@ -65,8 +56,6 @@ class ViTConfig:
                 f"invalid ViT config: image_size {self.image_size} is not divisible by "
                 f"patch_size {self.patch_size}; pick a patch size that divides it"
             )
-        if self.embedding_init_std <= 0:
-            raise LabError(f"invalid ViT config: embedding_init_std={self.embedding_init_std} must be positive")
         for name in ("dropout", "emb_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise LabError(f"invalid ViT config: {name}={getattr(self, name)} must be in [0, 1)")
@@ -75,21 +64,12 @@ class ViTConfig:
                 f"invalid ViT config: a conv stem (conv_stem={self.conv_stem}) needs conv_stem >= 0 and patch_size "
                 f"1, 2 or 4 (its stride-2 stages), not {self.patch_size}"
             )
-        if self.sincos_positions and self.dim % 4:
-            raise LabError(f"invalid ViT config: sine-cosine positions need dim divisible by 4, not {self.dim}")
         if self.conv_stem and self.shifted_patches:
             raise LabError("invalid ViT config: choose a conv stem or shifted patches, not both")
-        if not 0 <= self.gpsa_blocks <= self.depth:
-            raise LabError(
-                f"invalid ViT config: gpsa_blocks={self.gpsa_blocks} must be between 0 and depth {self.depth}"
-            )
-        if self.diagonal_mask and self.locality_attention:
-            raise LabError("invalid ViT config: locality_attention already masks the diagonal; drop diagonal_mask")
-        if self.impulse_init and (self.mimetic_init or self.sincos_positions):
-            raise LabError(
-                "invalid ViT config: impulse_init sets the attention weights and positions itself; "
-                "drop mimetic_init and sincos_positions"
-            )
+        if self.init not in INITS:
+            raise LabError(f"invalid ViT config: init={self.init!r}; choose one of {', '.join(INITS)}")
+        if self.init == "locality" and self.dim % 4:
+            raise LabError(f"invalid ViT config: the locality start needs dim divisible by 4, not {self.dim}")
 
     @property
     def num_patches(self) -> int:
@@ -100,12 +80,9 @@ class ViTConfig:
         """Patches per side: tokens are laid out on a grid x grid square, row by row."""
         return self.image_size // self.patch_size
 
-    @property
-    def plain(self) -> bool:
-        """Whether this is the paper's ViT, with none of small_data.py's extras."""
-        return not (
-            self.shifted_patches or self.locality_attention or self.conv_stem or self.gpsa_blocks or self.diagonal_mask
-        )
+    def paper(self) -> ViTConfig:
+        """This config with every extra off: the paper's ViT of the same sizes."""
+        return replace(self, **EXTRAS)
 
 
 def patchify(patch_size: int) -> Rearrange:
@@ -209,19 +186,20 @@ class Transformer(nn.Module):
 
 
 class ViT(nn.Module):
-    """The paper's ViT. ``to_patch_embedding`` and ``attention`` replace the plain parts (small_data.py's extras);
-    the patch embedding's element 0 is always the cut, so ``patches`` reads it whatever it is."""
+    """The paper's ViT. ``to_patch_embedding`` and ``attention`` replace its parts, chosen when it is built
+    (small_data.build_vit gives the extras a config asks for); the patch embedding's element 0 is always the cut, so
+    ``patches`` reads it whatever it is."""
 
     def __init__(
         self, config: ViTConfig, to_patch_embedding: nn.Sequential | None = None, attention: type[Attention] = Attention
     ):
         super().__init__()
-        if not config.plain and to_patch_embedding is None and attention is Attention:
+        if to_patch_embedding is None and config != config.paper():
             raise LabError("this ViT config asks for small-data extras: build it with labkit.models.build_model")
         self.config = c = config
         self.to_patch_embedding = to_patch_embedding or patch_embedding(c)
-        self.pos_embedding = nn.Parameter(torch.randn(1, c.num_patches + 1, c.dim) * c.embedding_init_std)
-        self.cls_token = nn.Parameter(torch.randn(1, 1, c.dim) * c.embedding_init_std)
+        self.pos_embedding = nn.Parameter(torch.randn(1, c.num_patches + 1, c.dim))
+        self.cls_token = nn.Parameter(torch.randn(1, 1, c.dim))
         self.dropout = nn.Dropout(c.emb_dropout)
         self.transformer = Transformer(c.dim, c.depth, c.heads, c.dim_head, c.mlp_dim, c.dropout, attention)
         self.mlp_head = nn.Sequential(nn.LayerNorm(c.dim), nn.Linear(c.dim, c.num_classes))

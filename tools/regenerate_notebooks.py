@@ -20,8 +20,8 @@ import nbformat
 from nbclient import NotebookClient
 from nbstripout import strip_output
 
-from labkit.explorer import without_widgets
 from labkit.lab import BADGE_TAG, BOOTSTRAP_TAG, NOTEBOOKS, PARAMETERS_TAG, lab_notebooks
+from labkit.notebook.explorer import without_widgets
 from labkit.presets import PRESETS
 from labkit.settings import RunConfig
 
@@ -87,7 +87,7 @@ if IN_COLAB:
     def lab_zips():  # the repository uploaded as a .zip (GitHub: Code, Download ZIP)
         return [z for z in Path.cwd().glob("*.zip") if "labkit/__init__.py" in str(zipfile.ZipFile(z).namelist())]
 
-    if all(find_spec(name) for name in ("labkit", "einops", "torchinfo", "mlxtend")):
+    if all(find_spec(name) for name in ("labkit", "einops", "torchinfo")):
         pass  # installed already
     elif REPOSITORY:
         pip(f"labkit @ git+{{REPOSITORY}}")

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import torch
 
-from labkit import safe_text
+from labkit.handin import safe_text
 from labkit.checkpoint import load_checkpoint, model_from_checkpoint
 from labkit.data import DataConfig, LabData, load_data
 from labkit.errors import LabError
 from labkit.lab import BUILTIN
-from labkit.metrics import EVAL_BATCH, evaluate
-from labkit.models import count_parameters
+from labkit.handin.guard import check_size, eval_batch
+from labkit.metrics import evaluate
+from labkit.models import config_from_dict, count_parameters
 
 
 @dataclass
@@ -68,6 +69,8 @@ def evaluate_checkpoint(
     """Rebuild the checkpoint at ``path`` and re-measure its test accuracy, with warnings where the result is not
     comparable with what it stores (another test split, other class names, a stored accuracy that differs)."""
     checkpoint = load_checkpoint(path)
+    config = config_from_dict(checkpoint["model_config"])
+    check_size(config)
     model = model_from_checkpoint(checkpoint)
     data = checkpoint_data(checkpoint, source, stored_data, **overrides)
     num_classes = checkpoint["model_config"]["num_classes"]
@@ -77,7 +80,7 @@ def evaluate_checkpoint(
             "evaluate it on the data it was trained for"
         )
     with torch.inference_mode():
-        loss, accuracy = evaluate(model, data.batches("test", EVAL_BATCH))
+        loss, accuracy = evaluate(model, data.batches("test", eval_batch(config)))
     result = Evaluation(checkpoint, count_parameters(model), accuracy, loss, len(data.test))
     stored_fp = checkpoint["data"]["test_fingerprint"] if checkpoint["data"] else None
     stored = result.stored_accuracy

@@ -13,9 +13,9 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from labkit import safe_text
+from labkit.handin import safe_text
 from labkit.errors import LabError
-from labkit.evaluation import evaluate_checkpoint
+from labkit.handin.evaluation import evaluate_checkpoint
 from labkit.lab import BASELINE
 from labkit.settings import student_of
 

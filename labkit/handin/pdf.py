@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TextIO
 
 from labkit.errors import LabError
-from labkit.safe_write import shown, write_whole
+from labkit.handin.safe_write import shown, write_whole
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 HOW_TO_PRINT = "open {html} in a browser and print it to a PDF (Ctrl+P or Cmd+P, then Save as PDF)"

@@ -21,10 +21,10 @@ from bleach.css_sanitizer import CSSSanitizer
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from labkit import safe_text
+from labkit.handin import safe_text
 from labkit.checkpoint import load_checkpoint
 from labkit.errors import LabError
-from labkit.explorer import without_widgets
+from labkit.notebook.explorer import without_widgets
 from labkit.lab import (
     BADGE_TAG,
     BASELINE,
@@ -37,8 +37,8 @@ from labkit.lab import (
     lab_root,
     passes,
 )
-from labkit.pdf import print_pdf
-from labkit.safe_write import check_writable, shown, write_whole
+from labkit.handin.pdf import print_pdf
+from labkit.handin.safe_write import check_writable, shown, write_whole
 from labkit.settings import RunConfig, checkpoint_name
 from labkit.sources import parse_source
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from labkit import results, safe_text
-from labkit.explain import locality
+from labkit.data import LabData
+from labkit.handin import safe_text
 from labkit.lab import AUGMENTED_IMAGES, BASELINE, SIGNIFICANCE, passes
 from labkit.metrics import Paired, paired, smoothing_floor
+from labkit.notebook import results
+from labkit.notebook.explain import locality
 from labkit.presets import get_preset
 from labkit.settings import RunConfig
 
@@ -18,6 +20,48 @@ PRESET_WHY = {
     "augment": "the preset's: a shift of up to 2 px keeps an image's class",
 }
 ONE_SEED = "one seed each, so the spread between seeds is unknown"
+
+
+def data_summary(data: LabData) -> str:
+    """What the images are, as stored and as the model reads them, the split, and the images per class."""
+    k, n_train, n_test = len(data.classes), len(data.train), len(data.test)
+    train, test = (torch.bincount(s.y, minlength=k).tolist() for s in (data.train, data.test))
+    names = [safe_text.markdown(c) for c in data.classes]  # folder names are the student's: shown, never run
+    rows = [f"| {i} | {c} | {a} | {b} |" for i, (c, a, b) in enumerate(zip(names, train, test, strict=True))]
+    size = data.train.x.shape[-1]
+    share = size**2 / data.stored_values
+    if share == 1:
+        kept = "as many values as stored"
+    elif share > 1:
+        kept = f"{share:.2g} times as many values as stored"
+    else:
+        kept = f"{share:.1%} of the {data.stored_values:,.0f} values of a stored image"
+    return (
+        f"**Source:** {safe_text.markdown(data.description)}  \n"
+        f"**As stored:** {safe_text.markdown(data.stored)}. The model reads each image as {size}×{size} "
+        f"grayscale, {size * size} values: {kept}.  \n"
+        f"**Split:** {k} classes, {n_train} train / {n_test} test images, stratified (split seed "
+        f"{data.config.split_seed}); training pixels in [0, 1]: mean {data.mean:.3f}, std {data.std:.3f}.\n\n"
+        "| index | class | train | test |\n|---|---|---|---|\n" + "\n".join(rows)
+    )
+
+
+def confusion_summary(matrix: torch.Tensor, classes: list[str]) -> str:
+    """One Markdown sentence under the confusion matrix: the weakest classes and the most frequent confusions, read
+    from it (every class or pair that ties for the place is named)."""
+    classes = [safe_text.markdown(c) for c in classes]
+    per_class = matrix.diagonal() / matrix.sum(1).clamp(min=1)
+    off = matrix.clone().fill_diagonal_(0)
+    if off.sum() == 0:
+        return "Every test image is on the diagonal: no class is confused with another."
+    weakest = [classes[i] for i in (per_class == per_class.min()).nonzero().flatten().tolist()]
+    worst = int(off.max())
+    pairs = [f"{classes[t]} taken for {classes[p]}" for t, p in (off == worst).nonzero().tolist()]
+    return (
+        f"{int(off.sum())} of {int(matrix.sum())} test images are off the diagonal. Weakest: {', '.join(weakest)} "
+        f"({per_class.min().item():.1%}{' each' if len(weakest) > 1 else ''}); most frequent mistake: "
+        f"{'; '.join(pairs)} ({worst} image{'s' if worst > 1 else ''}{' each' if len(pairs) > 1 else ''})."
+    )
 
 
 def recipe_words(recipe: dict, epochs: int) -> str:
@@ -41,9 +85,9 @@ def extras(config: dict) -> list[str]:
     words = {
         "shifted_patches": "shifted patch tokens",
         "conv_stem": "a convolutional stem",
-        "mimetic_init": "a locality start",
+        "init": "a locality start",
     }
-    return [word for key, word in words.items() if config.get(key)]
+    return [word for key, word in words.items() if config.get(key) not in (None, False, 0, "random")]
 
 
 def model_words(config: dict, params: int) -> str:
@@ -66,7 +110,7 @@ def model_extras(config: dict) -> str:
             "My model adds shifted patch tokens (SPT): each patch vector also holds its patch in four diagonal "
             "half-patch shifts of the image, whose fill (the training mean) can mark the border patches."
         )
-    if config.get("mimetic_init"):
+    if config.get("init") == "locality":
         lines.append("Its locality start puts positions at a 2-D sine-cosine table and attention at a mimetic start.")
     return " ".join(lines)
 

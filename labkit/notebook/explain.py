@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 import inspect
 import textwrap
-from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -162,11 +161,7 @@ def patch_embedding_is_a_convolution(config: ViTConfig, images: torch.Tensor) ->
     """The paper's plain patch embedding equals a Conv2d with kernel = stride = patch size carrying the same
     weights (checked on an untrained model: the identity holds for any weights)."""
     p = config.patch_size
-    plain = ViT(
-        replace(
-            config, shifted_patches=False, conv_stem=0, locality_attention=False, gpsa_blocks=0, diagonal_mask=False
-        )
-    )
+    plain = ViT(config.paper())
     linear = plain.to_patch_embedding[1]
     conv = torch.nn.Conv2d(config.channels, config.dim, kernel_size=p, stride=p)
     conv.weight.copy_(rearrange(linear.weight, "d (p1 p2 c) -> d c p1 p2", p1=p, p2=p))

@@ -16,9 +16,9 @@ from functools import lru_cache
 import matplotlib.pyplot as plt
 import torch
 
-from labkit import explain, plots
 from labkit.data import LabData
 from labkit.metrics import predict
+from labkit.notebook import explain, plots
 from labkit.vit import ViT
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
