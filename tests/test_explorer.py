@@ -11,8 +11,8 @@ import pytest
 from lab_server import TOKEN, jupyterlab
 from PIL import Image
 
-from labkit.explorer import Explorer, explore, without_widgets
 from labkit.models import build_model, fit_to_data
+from labkit.notebook.explorer import Explorer, explore, without_widgets
 from labkit.presets import get_preset
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -33,7 +33,7 @@ def test_each_control_changes_the_view(explorer):
 
 
 def test_a_head_map_and_the_cls_weight_it_leaves_out_sum_to_one(explorer):
-    from labkit.explain import cls_to_itself
+    from labkit.notebook.explain import cls_to_itself
 
     head = explorer.attention(0, 3, 2)
     assert head.shape == (7, 7)
@@ -48,6 +48,7 @@ def test_next_mistake_finds_a_misclassified_image_and_wraps(explorer):
     assert explorer.next_of_class(2, len(explorer.data.test)) == (explorer.data.test.y == 2).nonzero()[0].item()
 
 
+@pytest.mark.hostile
 def test_the_numbers_table_escapes_class_names(quick):
     hostile = replace(quick, classes=["<img src=x onerror=alert(1)>", *quick.classes[1:]])
     model = build_model(fit_to_data(get_preset("fast").model, len(quick.classes)), seed=0)
@@ -68,7 +69,7 @@ def test_where_no_widget_runs_the_panel_is_a_picture_of_its_first_view(quick):
 
 EXPLORER_NOTEBOOK = """\
 from labkit.data import DataConfig, load_data
-from labkit.explorer import explore
+from labkit.notebook.explorer import explore
 from labkit.models import build_model, fit_to_data
 from labkit.presets import get_preset
 

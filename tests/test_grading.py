@@ -1,4 +1,5 @@
-"""`python -m labkit grade`: every submission gets a row, bad files included, and nothing is executed."""
+"""`python -m labkit grade`: every submission gets a row, bad files included, nothing is executed, and what a file
+stores reaches the grader's terminal and spreadsheet only as text."""
 
 import csv
 import io
@@ -7,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from labkit.checkpoint import load_checkpoint
+from labkit.checkpoint import KEYS, VERSION, load_checkpoint
 from labkit.cli import main
 from labkit.data import DataConfig, load_data
-from labkit.grading import grade
+from labkit.handin.grading import grade, table, write_csv
 from labkit.models import build_model
 from labkit.presets import get_preset
 from labkit.run import train_run
@@ -38,6 +39,13 @@ def submissions(builtin, quick, runs_code, tmp_path_factory):
     return folder
 
 
+@pytest.fixture(scope="module")
+def good(submissions) -> dict:
+    """A real checkpoint of a short run on the built-in set, as a dict to craft from."""
+    return load_checkpoint(submissions / "alice_vit.pth")
+
+
+@pytest.mark.hostile
 def test_every_file_gets_a_row_with_its_reason(submissions):
     rows = {g.student_id: g for g in grade([submissions], source="builtin", baseline=0.10)}
     assert sorted(rows) == ["alice", "bob", "carol", "dave", "eve", "frank", "grace"]
@@ -81,3 +89,86 @@ def test_a_changed_test_split_is_flagged(submissions):
     torch.save(checkpoint, other / "alice_vit.pth")
     [row] = grade([other], baseline=0.1)
     assert "the test split differs" in row.note
+
+
+def fake_checkpoint(fingerprint: str) -> dict:
+    """A small checkpoint of the documented shape, told apart by its run fingerprint."""
+    return {key: None for key in KEYS} | {
+        "format": "labkit-checkpoint",
+        "version": VERSION,
+        "model_state": {"w": torch.zeros(2)},
+        "model_config": {"kind": "vit"},
+        "preset": "fast",
+        "student_id": "s1",
+        "classes": ["a", "b"],
+        "run_fingerprint": fingerprint,
+    }
+
+
+@pytest.mark.hostile
+def test_every_broken_file_gets_an_error_row(tmp_path):
+    good = fake_checkpoint("x")
+    (tmp_path / "empty_vit.pth").write_bytes(b"")
+    (tmp_path / "text_vit.pth").write_text("hello")
+    torch.save({k: v for k, v in good.items() if k != "metrics"}, tmp_path / "nokeys_vit.pth")
+    torch.save(good | {"model_state": [1, 2]}, tmp_path / "list_vit.pth")
+    torch.save(good | {"data": {"config": {"colour": True}, "test_fingerprint": "0"}}, tmp_path / "datakey_vit.pth")
+    rows = {g.student_id: g for g in grade([tmp_path])}
+    assert sorted(rows) == ["datakey", "empty", "list", "nokeys", "text"]
+    assert all(g.result == "ERROR" and g.note for g in rows.values())
+    assert "an empty file" in rows["empty"].note
+    assert "lacks metrics" in rows["nokeys"].note
+    assert "model_state is not a dict of tensors" in rows["list"].note
+
+
+@pytest.mark.hostile
+def test_an_unwritable_csv_is_an_error_before_grading(tmp_path, capsys):
+    assert main(["grade", str(tmp_path), "--csv", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith(f"error: --csv {tmp_path} is a folder")
+    assert main(["grade", str(tmp_path), "--csv", str(tmp_path / "no" / "g.csv")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.hostile
+def test_forged_ids_are_printable_text_and_a_name_that_differs_is_flagged(good, tmp_path):
+    torch.save(good | {"student_id": "s1\r\n\x1b[32ms7777777  PASS\x1b[0m"}, tmp_path / "s1_vit.pth")
+    torch.save(good | {"student_id": '=HYPERLINK("http://x","s3")'}, tmp_path / "s3_vit.pth")
+    torch.save(good | {"student_id": "s1111111"}, tmp_path / "s2222222_vit.pth")
+    grades = grade([tmp_path], baseline=0.1)
+    text = table(grades, 0.1)
+    assert "\x1b" not in text and "\r" not in text and len(text.splitlines()) == 1 + len(grades)
+    rows = {g.file: g for g in grades}
+    assert "the file stores student id 's1111111', but its name gives 's2222222'" in rows["s2222222_vit.pth"].note
+    write_csv(grades, tmp_path / "grades.csv")
+    with open(tmp_path / "grades.csv") as f:
+        cells = [cell for row in csv.reader(f) for cell in row]
+    assert not [c for c in cells if c[:1] in ("=", "+", "-", "@")], "no cell may start a spreadsheet formula"
+    assert '\'=HYPERLINK("http://x","s3")' in cells
+
+
+@pytest.mark.hostile
+def test_a_file_of_wrong_types_is_one_error_row_and_the_rest_are_graded(good, tmp_path):
+    torch.save(good | {"student_id": 12345}, tmp_path / "int_vit.pth")
+    wrong = good["metrics"] | {"test_accuracy": "99%"}
+    torch.save(
+        good | {"metrics": wrong, "data": good["data"] | {"test_fingerprint": "0" * 64}}, tmp_path / "str_vit.pth"
+    )
+    torch.save(good | {"metrics": good["metrics"] | {"test_accuracy": float("nan")}}, tmp_path / "nan_vit.pth")
+    torch.save(good, tmp_path / "s1_vit.pth")
+    grades = {g.file: g for g in grade([tmp_path], baseline=0.1)}
+    assert grades["s1_vit.pth"].result == "PASS"
+    assert grades["int_vit.pth"].student_id == "12345" and grades["int_vit.pth"].result == "PASS"
+    assert grades["str_vit.pth"].stored_accuracy is None and "test split differs" in grades["str_vit.pth"].note
+    assert grades["nan_vit.pth"].stored_accuracy is None and "not a number" in grades["nan_vit.pth"].note
+    table(list(grades.values()), 0.1)
+    write_csv(list(grades.values()), tmp_path / "grades.csv")
+
+
+@pytest.mark.hostile
+def test_grading_prints_a_line_per_file_as_it_goes(good, tmp_path, capsys):
+    for name in ("a", "b", "c"):
+        torch.save(good | {"student_id": name}, tmp_path / f"{name}_vit.pth")
+    (tmp_path / "d_vit.pth").mkdir()  # a folder named like a checkpoint is passed over
+    main(["grade", str(tmp_path), "--baseline", "10"])
+    err = capsys.readouterr().err.splitlines()
+    assert [line.split(":")[0] for line in err] == ["[1/3] a_vit.pth", "[2/3] b_vit.pth", "[3/3] c_vit.pth"]

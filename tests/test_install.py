@@ -12,7 +12,7 @@ from regenerate_notebooks import ROOT
 
 RENDER = textwrap.dedent("""
     import labkit, nbformat
-    from labkit.report import to_html
+    from labkit.handin.report import to_html
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_markdown_cell("# A report"), nbformat.v4.new_code_cell("1 + 1")]
     nb.cells[1].outputs = [nbformat.v4.new_output("execute_result", {"text/plain": "2"}, execution_count=1)]

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from labkit.metrics import Paired, confusion_matrix, confusion_summary, correct, paired, smoothing_floor
+from labkit.metrics import Paired, confusion_matrix, correct, paired, smoothing_floor
 
 
 def test_mcnemar_is_the_exact_binomial_test_on_the_images_where_two_models_disagree():
@@ -45,14 +45,6 @@ def test_correct_marks_each_image_the_model_gets_right_in_order():
 def test_confusion_matrix_rows_are_true_classes():
     pred, labels = torch.tensor([0, 1, 1, 2, 0]), torch.tensor([0, 1, 2, 2, 1])
     assert confusion_matrix(pred, labels, 3).tolist() == [[1, 0, 0], [1, 1, 0], [0, 1, 1]]
-
-
-def test_confusion_summary_names_the_weakest_class_and_every_tied_mistake():
-    matrix = torch.tensor([[8, 1, 1], [0, 9, 1], [0, 1, 9]])
-    text = confusion_summary(matrix, ["a", "b", "c"])
-    assert text.startswith("4 of 30 test images") and "Weakest: a (80.0%)" in text
-    assert "a taken for b; a taken for c; b taken for c; c taken for b (1 image each)" in text
-    assert "no class is confused" in confusion_summary(torch.eye(3, dtype=torch.long), ["a", "b", "c"])
 
 
 def test_smoothing_floor_is_the_loss_of_a_perfect_model_on_smoothed_targets():

@@ -1,8 +1,10 @@
-"""One run's settings: checked once, shared by the settings cell, the command line and the report."""
+"""One run's settings, checked once and shared by the settings cell, the command line and the report; the file names
+a run's checkpoints get; and the lab's fixed facts (lab.py): the pass mark and where files are found and saved."""
 
 import pytest
 
 from labkit.errors import LabError
+from labkit.lab import BASELINE, passes
 from labkit.settings import RunConfig, checkpoint_name, student_of
 
 
@@ -71,3 +73,17 @@ def test_a_data_path_relative_to_the_lab_works_from_the_notebooks_folder(tmp_pat
             load_source(f"data/{name}-missing", 8)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_checkpoints_go_to_the_clones_outputs_folder_from_anywhere(tmp_path, monkeypatch):
+    """One rule for the command line and the notebooks (which run in notebooks/): outputs/ at the top of the lab."""
+    from labkit.lab import NOTEBOOKS, outputs_dir
+
+    monkeypatch.chdir(tmp_path)
+    assert outputs_dir() == NOTEBOOKS.parent / "outputs"
+
+
+def test_a_run_passes_only_above_the_pass_mark():
+    assert BASELINE == 0.60
+    assert passes(0.6001) and not passes(0.60) and not passes(0.59)
+    assert passes(0.5, baseline=0.4)

@@ -8,8 +8,6 @@ import pytest
 import torch
 
 from labkit.data import LabData, Split
-from labkit.errors import LabError
-from labkit.metrics import evaluate
 from labkit.models import build_model
 from labkit.presets import get_preset
 from labkit.train import TrainConfig, fit, make_optimizer
@@ -72,18 +70,3 @@ def test_warmup_then_cosine_and_the_references_constant_rate():
     reference = learning_rates(get_preset("reference").train, steps=10)
     assert set(reference) == {3e-4}
     assert isinstance(make_optimizer(torch.nn.Linear(2, 2), get_preset("reference").train, 10)[0], torch.optim.Adam)
-
-
-def test_an_average_of_the_weights_is_what_fit_evaluates_and_keeps(builtin):
-    data = small(builtin, 64)  # one step an epoch
-    config = TrainConfig(epochs=3, augment="none", ema=1 - 1e-9)
-    model = build_model(get_preset("fast").model, 0)
-    history = fit(model, data, config, out=io.StringIO(), progress=False)
-    assert evaluate(model, data.batches("test"))[1] == history.final_accuracy  # the kept model is the one scored
-    # The average starts at the weights after the first step; a decay this near 1 keeps it there.
-    first_step = build_model(get_preset("fast").model, 0)
-    fit(first_step, data, replace(config, epochs=1, ema=0.0), out=io.StringIO(), progress=False)
-    for name, value in first_step.state_dict().items():
-        torch.testing.assert_close(model.state_dict()[name], value, msg=name)
-    with pytest.raises(LabError, match="0 <= ema < 1"):
-        replace(config, ema=1.0)

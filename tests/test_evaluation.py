@@ -1,0 +1,37 @@
+"""Scoring a saved checkpoint: which data it is scored on, and the warnings where the score is not comparable."""
+
+import io
+
+import pytest
+import torch
+
+from labkit.checkpoint import load_checkpoint
+from labkit.handin.evaluation import evaluate_checkpoint
+from labkit.handin.grading import grade
+from labkit.run import train_run
+from labkit.settings import RunConfig
+
+
+@pytest.fixture(scope="module")
+def good(quick, tmp_path_factory) -> dict:
+    """A real checkpoint of a short run on the built-in set, as a dict to craft from."""
+    folder = tmp_path_factory.mktemp("good")
+    run = train_run(quick, RunConfig(student_id="s1", epochs=1, outputs=folder), out=io.StringIO(), progress=False)
+    return load_checkpoint(run.path)
+
+
+@pytest.mark.hostile
+def test_a_stored_data_source_is_read_only_if_it_is_the_built_in_set_or_given(good, tmp_path):
+    config = good["data"]["config"] | {"source": "/usr/share"}
+    torch.save(good | {"data": good["data"] | {"config": config}}, tmp_path / "s1_vit.pth")
+    [row] = grade([tmp_path], baseline=0.1)
+    assert row.result == "ERROR" and "pass --data with the course's data" in row.note
+    [row] = grade([tmp_path], source="builtin", baseline=0.1)
+    assert row.result == "PASS"
+
+
+@pytest.mark.hostile
+def test_other_class_names_on_the_same_images_are_warned_about(good, tmp_path):
+    torch.save(good | {"classes": ["cat", "dog", "a", "b", "c", "d"]}, tmp_path / "s1_vit.pth")
+    result = evaluate_checkpoint(tmp_path / "s1_vit.pth")
+    assert any("its classes (cat, dog, a, b, c, d) are not the data's (0, 1, 2, 3, 4, 5)" in w for w in result.warnings)

@@ -1,0 +1,40 @@
+"""What a submitted checkpoint may ask a grader's machine for: refused before anything is built."""
+
+import io
+
+import pytest
+import torch
+
+from labkit.checkpoint import load_checkpoint
+from labkit.handin.grading import grade
+from labkit.handin.guard import MAX_ACTIVATIONS, check_size, eval_batch, size
+from labkit.metrics import EVAL_BATCH
+from labkit.models import build_model, count_parameters
+from labkit.presets import PRESETS
+from labkit.run import train_run
+from labkit.settings import RunConfig
+
+
+@pytest.fixture(scope="module")
+def good(quick, tmp_path_factory) -> dict:
+    """A real checkpoint of a short run on the built-in set, as a dict to craft from."""
+    folder = tmp_path_factory.mktemp("good")
+    run = train_run(quick, RunConfig(student_id="s1", epochs=1, outputs=folder), out=io.StringIO(), progress=False)
+    return load_checkpoint(run.path)
+
+
+@pytest.mark.hostile
+def test_a_config_asking_for_a_huge_model_is_refused_before_any_allocation(good, tmp_path):
+    torch.save(good | {"model_config": good["model_config"] | {"heads": 10**6}}, tmp_path / "big_vit.pth")
+    torch.save(good | {"model_config": good["model_config"] | {"image_size": 100_000}}, tmp_path / "wide_vit.pth")
+    rows = {g.file: g for g in grade([tmp_path], baseline=0.1)}
+    assert "no lab model is that large" in rows["big_vit.pth"].note and "parameters" in rows["big_vit.pth"].note
+    assert "images of 100000 px" in rows["wide_vit.pth"].note
+
+
+def test_every_preset_is_counted_exactly_and_passes_the_guard():
+    for name, preset in PRESETS.items():
+        params, activations = size(preset.model)
+        assert params == count_parameters(build_model(preset.model)), name
+        check_size(preset.model)
+        assert activations < MAX_ACTIVATIONS and 1 <= eval_batch(preset.model) <= EVAL_BATCH, name

@@ -1,0 +1,53 @@
+"""The lab's figures: each draws, whatever the class names, and says what it shows."""
+
+import matplotlib.pyplot as plt
+import pytest
+import torch
+from matplotlib.text import Text
+
+from labkit.metrics import Paired
+from labkit.notebook import plots
+
+NAMES = ["$", "a$b$", r"\frac", "plain"]  # a lone $ would start matplotlib's math, and fail to draw
+
+
+def drawn(fig) -> list[str]:
+    """Every text the figure draws, once drawn."""
+    fig.canvas.draw()
+    texts = [t.get_text() for t in fig.findobj(Text)]
+    plt.close(fig)
+    return texts
+
+
+@pytest.mark.hostile
+def test_class_names_are_drawn_literally_never_as_math():
+    y = torch.arange(4).repeat_interleave(3)
+    x = torch.randint(0, 256, (12, 1, 8, 8), dtype=torch.uint8)
+    pred = (y + 1) % 4
+    for fig in (
+        plots.sample_grid(x, y, NAMES, per_class=3),
+        plots.confusion(torch.eye(4, dtype=torch.long), NAMES),
+        plots.misclassified(x, y, pred, NAMES, n=4),
+    ):
+        texts = drawn(fig)
+        assert plots.literal("a$b$") in " ".join(texts), texts
+    assert plots.literal("a$b$") == r"a\$b\$"
+
+
+def test_the_sample_grid_says_when_it_shows_only_the_first_classes():
+    classes = [str(c) for c in range(25)]
+    y = torch.arange(25)
+    fig = plots.sample_grid(torch.zeros(25, 1, 8, 8, dtype=torch.uint8), y, classes, per_class=1)
+    assert fig._suptitle.get_text() == "Training images, by class (the first 20 of 25 classes)"
+    assert len(fig.axes) == 20
+    plt.close(fig)
+
+
+def test_the_comparison_draws_the_lead_with_an_interval_on_an_axis_that_holds_zero():
+    difference = Paired(15, 0, 540)
+    fig = plots.comparison(["ViT", "CNN"], [0.98, 0.95], [60.0, 30.0], difference)
+    lead = fig.axes[1]
+    low, high = lead.get_xlim()
+    assert low < 0 < high and low <= 100 * difference.interval()[0] and 100 * difference.interval()[1] <= high
+    assert lead.get_title() == "ViT − CNN (95% interval)"
+    plt.close(fig)
