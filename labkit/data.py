@@ -1,8 +1,4 @@
-"""The lab's data: a source split into train / (validation) / test, normalised, batched.
-
-The split is stratified and fixed by its own ``split_seed``, so changing the training seed never
-moves an image between train and test. Normalisation statistics come from the training part only.
-"""
+"""The lab's data: a source split into train / (validation) / test (stratified, fixed by its own seed), batched."""
 
 from __future__ import annotations
 
@@ -88,20 +84,13 @@ class LabData:
     def batches(
         self, part: str, batch_size: int = 64, augment: str = "none", seed: int = 0, device: torch.device | str = "cpu"
     ) -> Batches:
-        """Batches of normalised float images and labels; only the training part is shuffled (by ``seed``) and
-        augmented."""
-        train = part == "train"
-        split, augment = self.split(part), augment if train else "none"
-        return Batches(split, self.mean, self.std, batch_size, train, augment, seed, device)
+        """Batches of normalised images and labels; only the training part is shuffled (by ``seed``) and augmented."""
+        split, train = self.split(part), part == "train"
+        return Batches(split, self.mean, self.std, batch_size, train, augment if train else "none", seed, device)
 
 
 class Batches:
-    """One split as (images, labels) batches, made a whole batch at a time from the uint8 tensor kept on the device.
-
-    A per-sample Dataset with per-image transforms and collation costs more than the small model itself on a CPU,
-    so shuffling, augmentation and normalisation are each one tensor operation per batch. Iterating again starts a
-    new epoch: a new shuffle and new shifts from the same generator, as a DataLoader with a seeded generator does.
-    """
+    """One split as (images, labels) batches, each made in one tensor operation: a per-image Dataset is slower."""
 
     def __init__(
         self,
@@ -134,21 +123,16 @@ class Batches:
 
 
 def max_shift(size: int) -> int:
-    """Random translations of up to ±2 px on 28 px images (7%, scaled with the size): label-preserving for digits,
-    clothes and textures alike, where ±3 px already pushed strokes off a digit's canvas."""
+    """The largest random translation: ±2 px on 28 px images, scaled with the size; label-preserving for lab data."""
     return max(1, round(size / 14))
 
 
 def normalise(images: torch.Tensor, mean: float, std: float) -> torch.Tensor:
-    """uint8 images in [0, 1], standardised by the training pixels' ``mean`` and ``std`` (in [0, 1] units)."""
     return (images.float() / 255.0 - mean) / std
 
 
 def augment_batch(x: torch.Tensor, augment: str, generator: torch.Generator) -> torch.Tensor:
-    """Each image of a (b, c, h, w) uint8 batch shifted by its own random offset (zero-filled: the background
-    before normalisation), and with "shift+flip" mirrored left-right with probability 1/2. torchvision's v2
-    transforms would apply one offset to a whole batch, so the per-image offsets are drawn here and applied as one
-    gather."""
+    """Each image of a uint8 batch shifted by its own offset (zero-filled), and with "shift+flip" mirrored or not."""
     b, c, h, w = x.shape
     s = max_shift(h)
     offsets = torch.randint(0, 2 * s + 1, (2, b, 1), generator=generator).to(x.device)
@@ -164,39 +148,23 @@ def augment_batch(x: torch.Tensor, augment: str, generator: torch.Generator) -> 
 
 
 def fingerprint(split: Split) -> str:
-    h = hashlib.sha256()
-    h.update(str(tuple(split.x.shape)).encode())
+    h = hashlib.sha256(str(tuple(split.x.shape)).encode())
     h.update(split.x.contiguous().numpy().tobytes())
     h.update(split.y.numpy().astype("int64").tobytes())
     return h.hexdigest()
 
 
 def load_data(config: DataConfig) -> LabData:
-    """Read the source, split it, and compute the training part's pixel statistics."""
-    images = load_source(
-        config.source,
-        config.image_size,
-        list(config.classes) if config.classes else None,
-        config.per_class,
-    )
-    counts = torch.bincount(images.y, minlength=len(images.classes))
-    if len(images.classes) < 2 or (counts > 0).sum() < 2:
-        raise LabError(f"{images.description} has only one class; a classifier needs at least two")
-    parts = split_indices(images.y, config.test_fraction, config.val_fraction, config.split_seed, images.classes)
-    train, val, test = (None if idx is None else Split(images.x[idx], images.y[idx]) for idx in parts)
+    classes = list(config.classes) if config.classes else None
+    src = load_source(config.source, config.image_size, classes, config.per_class)
+    counts = torch.bincount(src.y, minlength=len(src.classes))
+    if len(src.classes) < 2 or (counts > 0).sum() < 2:
+        raise LabError(f"{src.description} has only one class; a classifier needs at least two")
+    parts = split_indices(src.y, config.test_fraction, config.val_fraction, config.split_seed, src.classes)
+    train, val, test = (None if idx is None else Split(src.x[idx], src.y[idx]) for idx in parts)
     pixels = train.x.float() / 255.0
-    return LabData(
-        train,
-        val,
-        test,
-        images.classes,
-        pixels.mean().item(),
-        pixels.std().item(),
-        images.description,
-        images.stored,
-        images.stored_values,
-        config,
-    )
+    mean, std = pixels.mean().item(), pixels.std().item()
+    return LabData(train, val, test, src.classes, mean, std, src.description, src.stored, src.stored_values, config)
 
 
 def split_indices(y: torch.Tensor, test_fraction: float, val_fraction: float, seed: int, classes: list[str]):
@@ -209,10 +177,8 @@ def split_indices(y: torch.Tensor, test_fraction: float, val_fraction: float, se
         if len(idx) == 0:
             continue
         if len(idx) < needed:
-            raise LabError(
-                f"class {classes[c]!r} has {len(idx)} image(s); a stratified split needs at least "
-                f"{needed} per class; add images or drop the class"
-            )
+            fix = f"a stratified split needs at least {needed} per class; add images or drop the class"
+            raise LabError(f"class {classes[c]!r} has {len(idx)} image(s); {fix}")
         idx = idx[torch.randperm(len(idx), generator=generator)]
         n_test = min(max(1, round(len(idx) * test_fraction)), len(idx) - needed + 1)
         rest = idx[n_test:]

@@ -1,9 +1,4 @@
-"""Predictions and scores: what a model says about a split, and how good that is.
-
-Every score is computed without label smoothing, so runs trained with different recipes are scored alike.
-"""
-
-from __future__ import annotations
+"""Predictions and scores, without label smoothing so that runs trained with different recipes are scored alike."""
 
 import math
 from collections.abc import Iterable
@@ -13,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-EVAL_BATCH = 128  # the fastest of 64-540 for every preset on 2 CPU cores (conv layers slow down beyond it)
+EVAL_BATCH = 128  # the fastest for every preset on a 2-core CPU (conv layers slow down beyond it)
 
 
 @torch.no_grad()
@@ -39,7 +34,6 @@ def score(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
 
 
 def evaluate(model: nn.Module, batches: Iterable, device: torch.device | str = "cpu") -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) of ``model`` over the batches."""
     return score(*predict(model, batches, device))
 
 
@@ -53,9 +47,7 @@ def confusion_matrix(pred: torch.Tensor, labels: torch.Tensor, num_classes: int)
 
 
 def smoothing_floor(label_smoothing: float, num_classes: int) -> float:
-    """The lowest cross-entropy a model can reach against label-smoothed targets: the entropy of the target itself,
-    (1 - ε + ε/K) on the true class and ε/K on each other. A training loss cannot fall below it, while the test loss
-    (plain targets) can go towards 0: so the training curve sits above the test curve without any overfitting."""
+    """The least cross-entropy on label-smoothed targets, their entropy: why training loss may sit above test loss."""
     if label_smoothing == 0:
         return 0.0
     k, eps = num_classes, label_smoothing
@@ -65,13 +57,11 @@ def smoothing_floor(label_smoothing: float, num_classes: int) -> float:
 
 @dataclass(frozen=True)
 class Paired:
-    """Two models scored on the same test images: where they disagree is the evidence (McNemar's test).
+    """Two models scored on the same test images: where they disagree is the evidence (McNemar's test)."""
 
-    ``only_a``: images model A got right and model B wrong; ``only_b``: the reverse; ``images``: all of them."""
-
-    only_a: int
-    only_b: int
-    images: int
+    only_a: int  # images model A got right and model B wrong
+    only_b: int  # the reverse
+    images: int  # all of them
 
     @property
     def difference(self) -> float:
@@ -80,14 +70,12 @@ class Paired:
 
     @property
     def p(self) -> float:
-        """Exact two-sided McNemar test: the chance of a split this uneven among the images where they disagree, if
-        each model were as likely to be the one right."""
+        """Exact two-sided McNemar test: the chance of disagreements this uneven if neither model were better."""
         n, k = self.only_a + self.only_b, min(self.only_a, self.only_b)
         return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n) if n else 1.0
 
     def interval(self, level: float = 0.95) -> tuple[float, float]:
-        """The difference's exact interval: Clopper-Pearson on A's share of the disagreements, scaled to all the
-        images; it excludes 0 exactly when ``p`` is below 1 - ``level``."""
+        """The difference's exact (Clopper-Pearson) interval, excluding 0 exactly when ``p`` is below 1 - ``level``."""
         n, alpha = self.only_a + self.only_b, (1 - level) / 2
         if n == 0:
             return 0.0, 0.0
@@ -103,10 +91,8 @@ def paired(right_a: torch.Tensor, right_b: torch.Tensor) -> Paired:
 
 def _tail(k: int, n: int, q: float) -> float:
     """P(X >= k) for X ~ Binomial(n, q), summed in log space (n may be thousands)."""
-    if q <= 0:
-        return 0.0
-    if q >= 1:
-        return 1.0
+    if q <= 0 or q >= 1:
+        return 0.0 if q <= 0 else 1.0
     logs = [
         math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * math.log(q) + (n - i) * math.log1p(-q)
         for i in range(k, n + 1)

@@ -1,11 +1,4 @@
-"""What a model is in labkit, how to build one, and how its config is written into a checkpoint.
-
-Two kinds: the ViT (``vit.py``, with the small-data extras of ``small_data.py`` where its config asks for them) and
-the CNN baseline (``cnn.py``). A config is a frozen dataclass; ``config_to_dict`` / ``config_from_dict`` turn it into
-the plain dict a checkpoint stores and back, so a checkpoint rebuilds its model without any pickled class.
-"""
-
-from __future__ import annotations
+"""The ViT and the CNN: building one, and its config as the plain dict a checkpoint stores (no pickled class)."""
 
 from dataclasses import asdict, replace
 

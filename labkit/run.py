@@ -1,10 +1,4 @@
-"""A training run end to end: data, model, fit, checkpoint; or the saved one, when it matches.
-
-This is what the CLI's ``train`` and the notebooks call, so both print the same lab log. ``variations`` gives the
-runs that differ from one run in one of the settings a student chooses, which Question 7 trains beside it.
-"""
-
-from __future__ import annotations
+"""A training run end to end (data, model, fit, checkpoint), the same lab log from the CLI and the notebooks."""
 
 import io
 import sys
@@ -28,7 +22,7 @@ from labkit.data import DataConfig, LabData, load_data
 from labkit.errors import LabError
 from labkit.handin.safe_write import check_writable, rescue_folder, shown
 from labkit.lab import LAB_EPOCHS, VIT_PRESET_NAMES
-from labkit.metrics import EVAL_BATCH, predict
+from labkit.metrics import EVAL_BATCH, correct
 from labkit.models import build_model, fit_to_data, model_kind
 from labkit.presets import Preset, get_preset
 from labkit.settings import RunConfig, checkpoint_name
@@ -49,8 +43,7 @@ class Run:
 
 
 def begin(settings: RunConfig, vit_only: bool = False) -> Preset:
-    """A notebook's first step: seed everything from the settings, print what reproduces the run (seed, device,
-    torch) and return the preset; ``vit_only`` for a notebook whose questions are about a ViT."""
+    """A notebook's first step: seed, print what reproduces the run and return the preset (``vit_only``: a ViT's)."""
     if vit_only and settings.preset not in VIT_PRESET_NAMES:
         raise LabError(f"the questions are about a ViT: set PRESET to one of {', '.join(VIT_PRESET_NAMES)}")
     seed_everything(settings.seed)
@@ -73,14 +66,7 @@ def train_run(
     progress: bool = True,
     log: bool = True,
 ) -> Run:
-    """Train the settings' preset on ``data`` and save its checkpoint, ``<student_id>_vit.pth`` (``_cnn.pth`` for
-    the CNN) in ``settings.out_dir``, printing the lab's log (``log=False``: one summary line instead, and nothing
-    for a checkpoint loaded, where the log is not the point).
-
-    With ``reuse``, a checkpoint already at that path from the same settings and data is loaded instead. The output
-    is checked before training; if saving still fails at the end, the model is saved in ``rescue_folder()`` instead
-    and that path is printed: a trained model is never thrown away. Ctrl-C stops with one line saying what was kept.
-    """
+    """Train the preset and save it (in ``rescue_folder()`` if need be); ``reuse``: load the same run's instead."""
     out = out or sys.stdout
     p = get_preset(settings.preset)
     train_config = p.recipe(settings.epochs, settings.augment)
@@ -92,30 +78,23 @@ def train_run(
             saved = load_checkpoint(path)
         except LabError:
             saved = None
-        if saved and saved["run_fingerprint"] == run_fingerprint(
-            model_config, train_config, settings.seed, data.fingerprint
-        ):
+        fingerprint = run_fingerprint(model_config, train_config, settings.seed, data.fingerprint)
+        if saved and saved["run_fingerprint"] == fingerprint:
             if log:
                 print(f"✓ Loaded {shown(path)} (the same settings and data)", file=out)
-            history = History(**saved["metrics"]["history"])
-            return Run(model_from_checkpoint(saved), saved, path, history, trained=False)
+            return Run(model_from_checkpoint(saved), saved, path, History(**saved["metrics"]["history"]), trained=False)
     model = build_model(model_config, settings.seed)
+    log_out = out if log else io.StringIO()
     try:
-        history = fit(
-            model, data, train_config, settings.seed, device, out=out if log else io.StringIO(), progress=progress
-        )
+        history = fit(model, data, train_config, settings.seed, device, out=log_out, progress=progress)
     except KeyboardInterrupt:
         raise LabError("training interrupted (Ctrl-C): nothing was saved") from None
     if not log:
-        print(
-            f"✓ {p.name}: {train_config.epochs} epochs in {history.seconds:.0f} s, final test accuracy "
-            f"{history.final_accuracy:.2%}",
-            file=out,
-        )
+        accuracy = f"final test accuracy {history.final_accuracy:.2%}"
+        print(f"✓ {p.name}: {train_config.epochs} epochs in {history.seconds:.0f} s, {accuracy}", file=out)
     model.cpu().eval()
     # The stored score is the CPU's, whatever trained the model, so a grader's re-score on a CPU gives it back exactly.
-    logits, labels = predict(model, data.batches("test", EVAL_BATCH))
-    history.eval_accuracy[-1] = (logits.argmax(1) == labels).float().mean().item()
+    history.eval_accuracy[-1] = correct(model, data.batches("test", EVAL_BATCH)).float().mean().item()
     training = Training(train_config, settings.seed, data, history)
     checkpoint = make_checkpoint(model.state_dict(), model_config, p.name, settings.student_id, data.classes, training)
     try:
@@ -130,9 +109,7 @@ def train_run(
 
 
 def variations(settings: RunConfig) -> dict[str, RunConfig]:
-    """The runs that differ from ``settings`` in one choice the settings cell leaves to the student: fewer epochs
-    (the lab's 20, or half of a run that trains 20 or fewer; none for a run of one epoch), and the other side of
-    augmentation (none for a run that augments, shifts for one that does not)."""
+    """The runs that differ from ``settings`` in one choice left to the student: fewer epochs, or augmentation."""
     recipe = get_preset(settings.preset).recipe(settings.epochs, settings.augment)
     epochs = LAB_EPOCHS if recipe.epochs > LAB_EPOCHS else recipe.epochs // 2
     augment = "none" if recipe.augment != "none" else "shift"
@@ -144,14 +121,6 @@ def train_variant(data: LabData, settings: RunConfig) -> nn.Module:
     """A model trained as ``settings`` say, silently and not saved: a comparison, not a hand-in."""
     p = get_preset(settings.preset)
     model = build_model(fit_to_data(p.model, len(data.classes)), settings.seed)
-    fit(
-        model,
-        data,
-        p.recipe(settings.epochs, settings.augment),
-        settings.seed,
-        pick_device(),
-        eval_part=None,
-        out=io.StringIO(),
-        progress=False,
-    )
+    recipe = p.recipe(settings.epochs, settings.augment)
+    fit(model, data, recipe, settings.seed, pick_device(), eval_part=None, out=io.StringIO(), progress=False)
     return model.cpu().eval()

@@ -1,16 +1,4 @@
-"""The small-data extras of the lab's ViT that its presets use, each a replacement for one part of ``vit.py``'s model.
-
-- Shifted patch tokenization (SPT; Lee, Lee & Song, "Vision Transformer for Small-Size Datasets", 2021): a patch
-  embedding whose tokens also see their neighbours.
-- The paper's hybrid (Dosovitskiy et al., §3.1): a small CNN's feature map, read as 1x1 patches, as the tokens.
-- The locality start, at no cost per step: attention weights as mimetic initialisation has them (Trockman & Kolter,
-  "Mimetic Initialization of Self-Attention Layers", ICML 2023) and positions at a 2-D sine-cosine table (as MAE, He
-  et al. 2022).
-
-``build_vit`` puts the ones a config asks for into the paper's ViT; the rest of the model is unchanged.
-"""
-
-from __future__ import annotations
+"""The small-data extras the presets add to ``vit.py``'s ViT: shifted patches, the hybrid's stem, the locality start."""
 
 import math
 
@@ -27,14 +15,12 @@ SPT_COPIES = 5  # the image and its four diagonal shifts
 
 
 class ShiftedPatches(nn.Module):
-    """SPT's cut: the image and four copies shifted half a patch diagonally are stacked as channels before patching,
-    so each patch vector also carries the edges of its neighbours: (b, N, 5 * p * p * c). One token per patch, as
-    in the plain cut."""
+    """SPT's cut (Lee, Lee & Song, "Vision Transformer for Small-Size Datasets", 2021): one token per patch, whose
+    vector holds its neighbours' edges too, from four copies shifted half a patch diagonally: (b, N, 5 * p * p * c)."""
 
     def __init__(self, patch_size: int):
         super().__init__()
-        self.shift = max(1, patch_size // 2)
-        self.patchify = patchify(patch_size)
+        self.shift, self.patchify = max(1, patch_size // 2), patchify(patch_size)
 
     def stacked(self, img: torch.Tensor) -> torch.Tensor:
         """The image and its four diagonal shifts, stacked as channels: (b, 5c, H, W)."""
@@ -54,8 +40,7 @@ def shifted_patch_embedding(c: ViTConfig) -> nn.Sequential:
 
 
 class ConvStem(nn.Module):
-    """The hybrid's cut: a small CNN whose feature map, read as 1x1 patches, gives one ``width``-long vector per
-    location: (b, (H / stride) * (W / stride), width)."""
+    """The hybrid's cut (Dosovitskiy et al., §3.1): a small CNN's feature map read as 1x1 patches, (b, N, width)."""
 
     def __init__(self, channels: int, width: int, stride: int):
         super().__init__()
@@ -69,19 +54,17 @@ class ConvStem(nn.Module):
 
 
 def hybrid_embedding(c: ViTConfig) -> nn.Sequential:
-    """The hybrid's embedding: the conv stem's vectors projected to ``dim``."""
     return nn.Sequential(ConvStem(c.channels, c.conv_stem, c.patch_size), nn.Linear(c.conv_stem, c.dim))
 
 
-# Mimetic initialisation's targets (Trockman & Kolter, §4): per head W_q^T W_k = 0.7 Z + 0.7 I, making a token
-# attend to tokens like itself (with sine-cosine positions: to its neighbours); per block W_v^T W_o^T = 0.4 Z - 0.4 I.
+# Mimetic initialisation (Trockman & Kolter, "Mimetic Initialization of Self-Attention Layers", ICML 2023, §4): per
+# head W_q^T W_k = 0.7 Z + 0.7 I, so a token attends to tokens like itself; per block W_v^T W_o^T = 0.4 Z - 0.4 I.
 MIMETIC_QK = (0.7, 0.7)
 MIMETIC_VO = (0.4, -0.4)
 
 
 def low_rank_factors(target: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(A, B), each (rank, d), with A^T B the best rank-``rank`` approximation of the (d, d) ``target`` (its SVD);
-    rows past d are zeros."""
+    """(A, B), each (rank, d), A^T B the best rank-``rank`` approximation of the (d, d) ``target``; rows past d zero."""
     u, s, vh = torch.linalg.svd(target)
     r = min(rank, target.shape[0])
     a, b = torch.zeros(rank, target.shape[0]), torch.zeros(rank, target.shape[0])
@@ -119,8 +102,7 @@ def mimetic_values(attention: Attention) -> None:
 
 @torch.no_grad()
 def mimetic_init(model: ViT) -> None:
-    """Set every attention's q/k/v and output weights so that their products start as MIMETIC_QK and MIMETIC_VO
-    say, drawing Z from torch's global generator (``build_model`` seeds it)."""
+    """Every attention's weights at the targets above, Z from torch's global generator (``build_model`` seeds it)."""
     for attention in attentions(model):
         d, per_head = attention.to_qkv.in_features, attention.to_qkv.out_features // 3 // attention.heads
         for h in range(attention.heads):
@@ -129,22 +111,16 @@ def mimetic_init(model: ViT) -> None:
 
 
 def sincos_positions(grid: int, dim: int) -> torch.Tensor:
-    """MAE's 2-D sine-cosine table, (grid * grid, dim), row by row: half the channels encode the patch's row, half
-    its column, each as the sines and cosines of dim / 4 frequencies from 1 to 1/10000."""
-    omega = 1.0 / 10000 ** (torch.arange(dim // 4) / (dim // 4))
+    """MAE's 2-D sine-cosine table (He et al., 2022), (grid * grid, dim): sines and cosines of the row, then column."""
+    omega = 1.0 / 10000 ** (torch.arange(dim // 4) / (dim // 4))  # dim / 4 frequencies from 1 to 1/10000
     rows, cols = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")
-
-    def encode(position: torch.Tensor) -> torch.Tensor:
-        angle = position.flatten()[:, None].float() * omega[None]
-        return torch.cat((angle.sin(), angle.cos()), dim=1)
-
-    return torch.cat((encode(rows), encode(cols)), dim=1)
+    row, col = (position.flatten()[:, None].float() * omega[None] for position in (rows, cols))
+    return torch.cat((row.sin(), row.cos(), col.sin(), col.cos()), dim=1)
 
 
 @torch.no_grad()
 def locality_init(model: ViT) -> None:
-    """The locality start: attention as mimetic initialisation starts it, [CLS] at std 0.02 (the paper's code), and
-    the positions at MAE's 2-D sine-cosine table, so that neighbouring patches start alike. Training may unlearn it."""
+    """Mimetic attention, [CLS] at std 0.02 (the paper's code) and sine-cosine positions: tokens start local."""
     mimetic_init(model)
     model.cls_token.mul_(0.02)
     model.pos_embedding[0, 0] = 0.0  # [CLS] has no place on the grid
@@ -153,13 +129,12 @@ def locality_init(model: ViT) -> None:
 
 def embedding(c: ViTConfig) -> nn.Sequential:
     """The patch embedding ``c`` asks for: the hybrid's stem, SPT's shifted cut, or the paper's plain one."""
-    return (
-        hybrid_embedding(c) if c.conv_stem else shifted_patch_embedding(c) if c.shifted_patches else patch_embedding(c)
-    )
+    if c.conv_stem:
+        return hybrid_embedding(c)
+    return shifted_patch_embedding(c) if c.shifted_patches else patch_embedding(c)
 
 
 def build_vit(c: ViTConfig) -> ViT:
-    """The paper's ViT with the extras ``c`` asks for."""
     model = ViT(c, embedding(c))
     if c.init == "locality":
         locality_init(model)

@@ -1,20 +1,10 @@
-"""The training loop, printing the lab's log (scores come from ``metrics.py``).
-
-The log matches the lab's reference run line for line::
-
-    Epoch 1/20
-    Train Step 0/20 - Loss: 1.8042
-    ✓ Evaluation - Avg Loss: 0.4712, Accuracy: 82.41%
-    ...
-    ⌚ Total training time: 32.22 seconds
-"""
-
-from __future__ import annotations
+"""The training loop, printing the lab's log in the reference run's format, line for line (scores: ``metrics.py``)."""
 
 import random
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import TextIO
 
 import numpy as np
@@ -56,10 +46,8 @@ class TrainConfig:
         if self.augment not in AUGMENTATIONS:
             raise LabError(f"unknown augmentation {self.augment!r}; choose one of {', '.join(AUGMENTATIONS)}")
         if self.lr <= 0 or self.weight_decay < 0 or not 0 <= self.label_smoothing < 1 or not 0 <= self.warmup < 1:
-            raise LabError(
-                f"invalid training config: need lr > 0, weight_decay >= 0, 0 <= label_smoothing < 1, "
-                f"0 <= warmup < 1 ({self})"
-            )
+            need = "lr > 0, weight_decay >= 0, 0 <= label_smoothing < 1, 0 <= warmup < 1"
+            raise LabError(f"invalid training config: need {need} ({self})")
 
 
 @dataclass
@@ -88,25 +76,20 @@ def seed_everything(seed: int) -> None:
 
 def pick_device(name: str = "auto") -> torch.device:
     """The device to train on: "auto" takes a CUDA GPU, then Apple's MPS, then the CPU."""
+    available = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available(), "cpu": True}
     if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
+        return torch.device(next(kind for kind, ok in available.items() if ok))
     try:
         device = torch.device(name)
     except RuntimeError:
         raise LabError(f"unknown device {name!r}; use auto, cpu, cuda or mps") from None
-    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
     if not available.get(device.type, False):
         raise LabError(f"device {name!r} is not available on this machine; use --device auto (or cpu)")
     return device
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Weight decay on the weight matrices only: not on norms, biases, the [CLS] token or the position embeddings
-    (the convention of timm and nanoGPT: shrinking those towards zero regularises nothing useful)."""
+    """Weight decay on weight matrices only: shrinking norms, biases, [CLS] or positions regularises nothing (timm)."""
     exempt = set(getattr(model, "no_weight_decay", set)())
     decay, no_decay = [], []
     for name, p in model.named_parameters():
@@ -140,10 +123,7 @@ def fit(
     out: TextIO | None = None,
     progress: bool = True,
 ) -> History:
-    """Train ``model`` on ``data.train`` for ``config.epochs``, evaluating on ``eval_part`` after each epoch (the
-    lab's log; None: no evaluation, for a run scored once at the end), and print the log to ``out`` (stdout by
-    default) with a progress bar on stderr."""
-    out = out or sys.stdout
+    """Train ``model`` on ``data.train``, evaluating on ``eval_part`` (None: never) each epoch, logging to ``out``."""
     seed_everything(seed)
     model.to(device)
     train_batches = data.batches("train", config.batch_size, config.augment, seed, device)
@@ -151,21 +131,16 @@ def fit(
     steps = len(train_batches)
     optimizer, scheduler = make_optimizer(model, config, steps)
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    history = History()
-    start = time.perf_counter()
+    history, start = History(), time.perf_counter()
     bar = tqdm(total=config.epochs * steps, desc="training", unit="step", leave=False, disable=not progress)
-
-    def log(line: str) -> None:
-        tqdm.write(line, file=out)
-
+    log = partial(tqdm.write, file=out or sys.stdout)
     with CpuThreads(device) as threads:
         for epoch in range(config.epochs):
             threads.epoch()  # as many as the cores this process may use, less those other runs keep busy
             log(f"\nEpoch {epoch + 1}/{config.epochs}")
             model.train()
             # Summed on the device and read once an epoch: a .item() per step would wait for a GPU at every step.
-            total_loss = torch.zeros((), device=device)
-            correct = torch.zeros((), device=device, dtype=torch.long)
+            total_loss, correct = torch.zeros((), device=device), torch.zeros((), device=device, dtype=torch.long)
             for step, (x, y) in enumerate(train_batches):
                 logits = model(x)
                 loss = criterion(logits, y)

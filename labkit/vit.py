@@ -1,13 +1,5 @@
-"""The Vision Transformer of Dosovitskiy et al. (2021), sized for small grayscale images.
-
-Reads top to bottom like the paper's Eq. 1-4: patchify, embed each patch linearly, prepend a learned [CLS] token,
-add learned position embeddings, run pre-norm Transformer blocks, classify from the final [CLS] state. Module
-classes, nesting and parameter names follow the lab's reference model (vit-pytorch's earlier pre-norm ViT), so a
-state dict saved by the lab's own code loads into the ``reference`` preset.
-
-The small-data extras the presets use (shifted patches, the hybrid's conv stem, the locality start) live in
-``small_data.py``, whose ``build_vit`` puts them in; ``ViT(config)`` builds only the paper's model.
-"""
+"""The Vision Transformer of Dosovitskiy et al. (2021) for small grayscale images, read top to bottom like Eq. 1-4.
+Names follow the lab's reference model (vit-pytorch's pre-norm ViT), so its state dicts load."""
 
 from __future__ import annotations
 
@@ -41,9 +33,7 @@ class ViTConfig:
     emb_dropout: float = 0.1  # on the token sequence, after position embeddings (the lab's reference code)
     shifted_patches: bool = False  # shifted patch tokens (SPT): each patch vector also holds its neighbours' edges
     conv_stem: int = 0  # > 0: the paper's hybrid (§3.1), a conv stem of this width makes the tokens
-    # "random": [CLS] and positions start N(0, 1), as in the lab's reference code; "locality": positions at a 2-D
-    # sine-cosine table, [CLS] at std 0.02, attention as mimetic initialisation starts it
-    init: str = "random"
+    init: str = "random"  # "random": [CLS] and positions N(0, 1) as the reference; "locality": see small_data.py
 
     def __post_init__(self) -> None:
         check_fields(self, "ViT config")
@@ -52,18 +42,14 @@ class ViTConfig:
             if getattr(self, name) < 1:
                 raise LabError(f"invalid ViT config: {name}={getattr(self, name)} must be at least 1")
         if self.image_size % self.patch_size:
-            raise LabError(
-                f"invalid ViT config: image_size {self.image_size} is not divisible by "
-                f"patch_size {self.patch_size}; pick a patch size that divides it"
-            )
+            problem = f"image_size {self.image_size} is not divisible by patch_size {self.patch_size}"
+            raise LabError(f"invalid ViT config: {problem}; pick a patch size that divides it")
         for name in ("dropout", "emb_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise LabError(f"invalid ViT config: {name}={getattr(self, name)} must be in [0, 1)")
         if self.conv_stem < 0 or (self.conv_stem and self.patch_size not in (1, 2, 4)):
-            raise LabError(
-                f"invalid ViT config: a conv stem (conv_stem={self.conv_stem}) needs conv_stem >= 0 and patch_size "
-                f"1, 2 or 4 (its stride-2 stages), not {self.patch_size}"
-            )
+            need = f"conv_stem >= 0 and patch_size 1, 2 or 4 (its stride-2 stages), not {self.patch_size}"
+            raise LabError(f"invalid ViT config: a conv stem (conv_stem={self.conv_stem}) needs {need}")
         if self.conv_stem and self.shifted_patches:
             raise LabError("invalid ViT config: choose a conv stem or shifted patches, not both")
         if self.init not in INITS:
@@ -111,11 +97,7 @@ class FeedForward(nn.Module):
     def __init__(self, dim: int, hidden_dim: int, dropout: float = 0.0):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(dim, hidden_dim),
-            nn.GELU(),
-            nn.Dropout(dropout),
-            nn.Linear(hidden_dim, dim),
-            nn.Dropout(dropout),
+            nn.Linear(dim, hidden_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden_dim, dim), nn.Dropout(dropout)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -123,11 +105,8 @@ class FeedForward(nn.Module):
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention: heads attend in parallel on split projections, softmax(q kᵀ / √d_head) v, then
-    are concatenated and projected back to ``dim``.
-
-    ``forward`` runs PyTorch's fused kernel (SDPA), which never materialises the weights; ``weights`` computes them
-    explicitly from the same projections, for the QA notebook's attention maps."""
+    """Multi-head self-attention, softmax(q kᵀ / √d_head) v per head, heads concatenated and projected to ``dim``.
+    ``forward`` uses PyTorch's fused kernel (SDPA); ``weights`` computes the weights explicitly, for attention maps."""
 
     def __init__(self, dim: int, heads: int = 8, dim_head: int = 64, dropout: float = 0.0):
         super().__init__()
@@ -157,25 +136,13 @@ class Attention(nn.Module):
 
 class Transformer(nn.Module):
     def __init__(
-        self,
-        dim: int,
-        depth: int,
-        heads: int,
-        dim_head: int,
-        mlp_dim: int,
-        dropout: float = 0.0,
-        attention: type[Attention] = Attention,
+        self, dim: int, depth: int, heads: int, dim_head: int, mlp_dim: int, dropout: float = 0.0, attention=Attention
     ):
         super().__init__()
-        self.layers = nn.ModuleList(
-            nn.ModuleList(
-                [
-                    PreNorm(dim, attention(dim, heads=heads, dim_head=dim_head, dropout=dropout)),
-                    PreNorm(dim, FeedForward(dim, mlp_dim, dropout=dropout)),
-                ]
-            )
-            for _ in range(depth)
-        )
+        self.layers = nn.ModuleList()
+        for _ in range(depth):
+            attn = PreNorm(dim, attention(dim, heads=heads, dim_head=dim_head, dropout=dropout))
+            self.layers.append(nn.ModuleList([attn, PreNorm(dim, FeedForward(dim, mlp_dim, dropout=dropout))]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Eq. 2-3 per block: z' = MSA(LN(z)) + z, then z = MLP(LN(z')) + z'."""
@@ -186,9 +153,7 @@ class Transformer(nn.Module):
 
 
 class ViT(nn.Module):
-    """The paper's ViT. ``to_patch_embedding`` and ``attention`` replace its parts, chosen when it is built
-    (small_data.build_vit gives the extras a config asks for); the patch embedding's element 0 is always the cut, so
-    ``patches`` reads it whatever it is."""
+    """The paper's ViT; small_data.build_vit replaces ``to_patch_embedding`` (element 0 always the cut) for extras."""
 
     def __init__(
         self, config: ViTConfig, to_patch_embedding: nn.Sequential | None = None, attention: type[Attention] = Attention

@@ -13,13 +13,13 @@ from labkit.notebook.explain import locality
 from labkit.presets import get_preset
 from labkit.settings import RunConfig
 
-# The settings Q7 varies (run.variations): their names, and why a preset has the value it has.
-SETTINGS = {"epochs": "epochs (`EPOCHS`)", "augment": "augmentation (`AUGMENT`)"}
+SETTINGS = {"epochs": "epochs (`EPOCHS`)", "augment": "augmentation (`AUGMENT`)"}  # what Q7 varies (run.variations)
 PRESET_WHY = {
     "epochs": "the preset's, chosen with its model (row above)",
     "augment": "the preset's: a shift of up to 2 px keeps an image's class",
 }
 ONE_SEED = "one seed each, so the spread between seeds is unknown"
+Variants = dict[str, tuple[RunConfig, torch.Tensor]]  # per setting varied: the other run's settings, its right answers
 
 
 def data_summary(data: LabData) -> str:
@@ -30,12 +30,9 @@ def data_summary(data: LabData) -> str:
     rows = [f"| {i} | {c} | {a} | {b} |" for i, (c, a, b) in enumerate(zip(names, train, test, strict=True))]
     size = data.train.x.shape[-1]
     share = size**2 / data.stored_values
-    if share == 1:
-        kept = "as many values as stored"
-    elif share > 1:
-        kept = f"{share:.2g} times as many values as stored"
-    else:
-        kept = f"{share:.1%} of the {data.stored_values:,.0f} values of a stored image"
+    kept = f"{share:.1%} of the {data.stored_values:,.0f} values of a stored image"
+    if share >= 1:
+        kept = "as many values as stored" if share == 1 else f"{share:.2g} times as many values as stored"
     return (
         f"**Source:** {safe_text.markdown(data.description)}  \n"
         f"**As stored:** {safe_text.markdown(data.stored)}. The model reads each image as {size}×{size} "
@@ -47,8 +44,7 @@ def data_summary(data: LabData) -> str:
 
 
 def confusion_summary(matrix: torch.Tensor, classes: list[str]) -> str:
-    """One Markdown sentence under the confusion matrix: the weakest classes and the most frequent confusions, read
-    from it (every class or pair that ties for the place is named)."""
+    """The Markdown sentence under the confusion matrix: its weakest classes and commonest confusions, ties named."""
     classes = [safe_text.markdown(c) for c in classes]
     per_class = matrix.diagonal() / matrix.sum(1).clamp(min=1)
     off = matrix.clone().fill_diagonal_(0)
@@ -65,12 +61,9 @@ def confusion_summary(matrix: torch.Tensor, classes: list[str]) -> str:
 
 
 def recipe_words(recipe: dict, epochs: int) -> str:
-    """A stored training recipe in a sentence's worth of words."""
-    schedule = (
-        f"a {recipe['warmup']:.0%} linear warm-up, then cosine decay to zero"
-        if recipe["schedule"] == "cosine"
-        else ("a constant rate" + (f" after a {recipe['warmup']:.0%} warm-up" if recipe["warmup"] else ""))
-    )
+    schedule = "a constant rate" + (f" after a {recipe['warmup']:.0%} warm-up" if recipe["warmup"] else "")
+    if recipe["schedule"] == "cosine":
+        schedule = f"a {recipe['warmup']:.0%} linear warm-up, then cosine decay to zero"
     smoothing = f"label smoothing {recipe['label_smoothing']:g}" if recipe["label_smoothing"] else "no label smoothing"
     decay = f"weight decay {recipe['weight_decay']:g}" if recipe["weight_decay"] else "no weight decay"
     return (
@@ -82,24 +75,16 @@ def recipe_words(recipe: dict, epochs: int) -> str:
 
 def extras(config: dict) -> list[str]:
     """What a stored ViT config adds to the paper's model, in words."""
-    words = {
-        "shifted_patches": "shifted patch tokens",
-        "conv_stem": "a convolutional stem",
-        "init": "a locality start",
-    }
+    words = {"shifted_patches": "shifted patch tokens", "conv_stem": "a convolutional stem", "init": "a locality start"}
     return [word for key, word in words.items() if config.get(key) not in (None, False, 0, "random")]
 
 
 def model_words(config: dict, params: int) -> str:
-    """A stored model config in a few words: what it is and how large."""
     if config.get("kind") == "cnn":
         return f"the CNN baseline ({params:,} parameters)"
-    grid = config["image_size"] // config["patch_size"]
-    return (
-        f"a ViT of {params:,} parameters ({grid * grid} patches, dim {config['dim']}, {config['depth']} blocks"
-        + "".join(f"; {e}" for e in extras(config))
-        + ")"
-    )
+    g = config["image_size"] // config["patch_size"]
+    added = "".join(f"; {e}" for e in extras(config))
+    return f"a ViT of {params:,} parameters ({g * g} patches, dim {config['dim']}, {config['depth']} blocks{added})"
 
 
 def model_extras(config: dict) -> str:
@@ -116,8 +101,7 @@ def model_extras(config: dict) -> str:
 
 
 def curves_reading(recipe, num_classes: int, history) -> str:
-    """The sentences under the learning curves: where test accuracy peaked, how it ended, how much it moved over the
-    last quarter of the epochs, and why training and test losses differ."""
+    """The sentences under the learning curves: test accuracy's peak, end and late range; why losses differ."""
     acc = history.eval_accuracy
     best = max(range(len(acc)), key=acc.__getitem__)
     tail = acc[-max(1, len(acc) // 4) :]
@@ -126,17 +110,15 @@ def curves_reading(recipe, num_classes: int, history) -> str:
         f"{len(tail)} epochs it stayed between {min(tail):.1%} and {max(tail):.1%}. Training accuracy is counted on "
         f"{AUGMENTED_IMAGES[recipe.augment].removeprefix('the ')}, as the batches passed."
     )
-    eps = recipe.label_smoothing
-    if not eps:
-        return reading
-    return reading + (
-        f" The training loss cannot fall below the dotted line: its targets are label-smoothed (ε = {eps:g}), so even "
-        f"a perfect model pays their entropy, {smoothing_floor(eps, num_classes):.3f} nats."
-    )
+    if eps := recipe.label_smoothing:
+        reading += (
+            f" The training loss cannot fall below the dotted line: its targets are label-smoothed (ε = {eps:g}), so "
+            f"even a perfect model pays their entropy, {smoothing_floor(eps, num_classes):.3f} nats."
+        )
+    return reading
 
 
 def disagreement(comparison: Paired, first: str, second: str) -> str:
-    """The evidence of a paired comparison, in words."""
     a, b, p = comparison.only_a, comparison.only_b, comparison.p
     return f"right only for {first}: {a} images, only for {second}: {b}; p = {p:.2g}"
 
@@ -154,13 +136,10 @@ def position_evidence(intact: torch.Tensor, mean_position: torch.Tensor) -> str:
 
 
 def position_reading(trained: torch.Tensor, start: torch.Tensor, scale: tuple[float, float]) -> str:
-    """What the position-similarity figure shows: its colour scale, and neighbours against positions two or more
-    apart, trained and at the start."""
+    """What the position-similarity figure shows: its scale, and near against far positions, trained and at start."""
     (near, far), (start_near, start_far) = locality(trained), locality(start)
-    numbers = (
-        f"neighbours {near:+.2f}, positions two or more apart {far:+.2f}; at the start {start_near:+.2f} and "
-        f"{start_far:+.2f}"
-    )
+    then = f"at the start {start_near:+.2f} and {start_far:+.2f}"
+    numbers = f"neighbours {near:+.2f}, positions two or more apart {far:+.2f}; {then}"
     span = f"Colours span {scale[0]:+.2f} to {scale[1]:+.2f}; "
     if start_near - start_far > 0.1:
         kept = "kept it" if near - far > 0.1 else "lost it"
@@ -171,8 +150,7 @@ def position_reading(trained: torch.Tensor, start: torch.Tensor, scale: tuple[fl
 
 
 def attention_reading(to_itself: torch.Tensor, rollout: torch.Tensor) -> str:
-    """What the attention figure shows: how much [CLS] keeps on itself per head, and how far the rollout strays
-    from an even share."""
+    """What the attention figure shows: what [CLS] keeps on itself per head, how far the rollout strays from even."""
     ratio = rollout / rollout.mean()
     kept = " / ".join(f"{w:.2f}" for w in to_itself.tolist())
     return (
@@ -186,76 +164,52 @@ def _value(settings: RunConfig, what: str) -> object:
     return getattr(get_preset(settings.preset).recipe(settings.epochs, settings.augment), what)
 
 
-def tuning(settings: RunConfig, right: torch.Tensor, variants: dict[str, tuple[RunConfig, torch.Tensor]]) -> str:
-    """Question 7: the preset, chosen by the lab and not varied here, and the settings varied on this data, one row
-    each, with each variant's paired effect on the test images against this run."""
+def tuning(settings: RunConfig, right: torch.Tensor, variants: Variants) -> str:
+    """Question 7's table: the preset (the lab's choice) and each setting varied, with its paired effect on this run."""
     preset = get_preset(settings.preset)
     why = preset.why if settings.preset == RunConfig().preset else f"my choice in the settings cell; {preset.why}"
     rows = ["| setting | values tried | chosen | why | effect on the final test accuracy |", "|---|---|---|---|---|"]
-    rows.append(
-        f"| model and recipe (`PRESET`) | chosen by the lab, not varied here | `{preset.name}` | {why} | "
-        f"{results.preset_effect(preset.name)} |"
-    )
+    lab = f"| model and recipe (`PRESET`) | chosen by the lab, not varied here | `{preset.name}` | {why} |"
+    rows.append(f"{lab} {results.preset_effect(preset.name)} |")
     for what, (other, other_right) in variants.items():
         chosen, tried = _value(settings, what), _value(other, what)
         why = PRESET_WHY[what] if getattr(settings, what) is None else "my choice in the settings cell"
         comparison = paired(right, other_right)
-        effect = (
-            f"{other_right.float().mean():.1%} with {tried}, so {comparison.difference * 100:+.1f} points for mine "
-            f"({disagreement(comparison, 'mine', 'the other')})"
-        )
-        rows.append(f"| {SETTINGS[what]} | {chosen}, {tried} | {chosen} | {why} | {effect} |")
-    return (
-        "I varied two settings, each by one more run that differs from mine in it alone:\n\n"
-        + "\n".join(rows)
-        + f"\n\nAll on the same test images, with an exact McNemar test on those where the runs disagree; {ONE_SEED}."
-    )
+        effect = f"{other_right.float().mean():.1%} with {tried}, so {comparison.difference * 100:+.1f} points for mine"
+        evidence = disagreement(comparison, "mine", "the other")
+        rows.append(f"| {SETTINGS[what]} | {chosen}, {tried} | {chosen} | {why} | {effect} ({evidence}) |")
+    intro = "I varied two settings, each by one more run that differs from mine in it alone:"
+    outro = f"All on the same test images, with an exact McNemar test on those where the runs disagree; {ONE_SEED}."
+    return "\n\n".join([intro, "\n".join(rows), outro])
 
 
 def vit_against_cnn(vit: dict, cnn: dict, vit_right: torch.Tensor, cnn_right: torch.Tensor) -> str:
-    """Question 8's recommendation for the provided data, weighed from this run: the paired accuracy difference, the
-    training time of each, and how many images per class there were to learn from."""
+    """Question 8's recommendation, weighed from this run: paired accuracy difference, times, images per class."""
     comparison = paired(cnn_right, vit_right)
     beyond = comparison.p < SIGNIFICANCE
-    times = [
-        f"{len(m['metrics']['history']['eval_accuracy'])} epochs in {m['metrics']['history']['seconds']:.0f} s"
-        for m in (vit, cnn)
-    ]
+    histories = [m["metrics"]["history"] for m in (vit, cnn)]
+    times = [f"{len(h['eval_accuracy'])} epochs in {h['seconds']:.0f} s" for h in histories]
     accuracy = (
         f"the CNN reached {cnn_right.float().mean():.1%}, the ViT {vit_right.float().mean():.1%} "
         f"({'beyond' if beyond else 'within'} chance: {disagreement(comparison, 'the CNN', 'the ViT')}); the ViT "
         f"trained {times[0]}, the CNN {times[1]}"
     )
-    same = {k: v for k, v in vit["train_config"].items() if k != "epochs"} == {
-        k: v for k, v in cnn["train_config"].items() if k != "epochs"
-    }
-    caveat = ("" if same else " Their recipes differ too, so this does not isolate the architecture.") + (
-        f" {ONE_SEED.capitalize()}."
-    )
+    recipes = [{k: v for k, v in m["train_config"].items() if k != "epochs"} for m in (vit, cnn)]
+    differ = " Their recipes differ too, so this does not isolate the architecture." if recipes[0] != recipes[1] else ""
+    caveat = differ + f" {ONE_SEED.capitalize()}."
     if beyond and comparison.difference < 0:
         return f"**For this data I would use the ViT**: {accuracy}.{caveat}"
     per_class = vit["data"]["sizes"]["train"] // len(vit["classes"])
-    given = extras(vit["model_config"])
-    prior = (
-        f"this ViT gets part of it from {' and '.join(given)} and must learn the rest"
-        if given
-        else "this ViT must learn it"
-    )
+    given = " and ".join(extras(vit["model_config"]))
+    prior = f"this ViT gets part of it from {given} and must learn the rest" if given else "this ViT must learn it"
     return (
         f"**For this data I would use the CNN**: {accuracy}. The CNN has locality built into every layer; {prior} "
         f"from about {per_class} training images per class." + caveat
     )
 
 
-def final_accuracy(
-    checkpoint: dict,
-    params: int,
-    settings: RunConfig,
-    right: torch.Tensor,
-    variants: dict[str, tuple[RunConfig, torch.Tensor]],
-) -> str:
-    """Question 9: the final accuracy against the baseline, the model in a phrase, and which of the settings
-    measured in Question 7 mattered."""
+def final_accuracy(checkpoint: dict, params: int, settings: RunConfig, right: torch.Tensor, variants: Variants) -> str:
+    """Question 9: the final accuracy against the baseline, the model in a phrase, and which Q7 settings mattered."""
     final = checkpoint["metrics"]["test_accuracy"]
     history, test = checkpoint["metrics"]["history"], checkpoint["data"]["sizes"]["test"]
     text = (
@@ -268,17 +222,14 @@ def final_accuracy(
     mattered, did_not = [], []
     for what, (other, other_right) in variants.items():
         comparison = paired(right, other_right)
-        words = (
+        (mattered if comparison.p < SIGNIFICANCE else did_not).append(
             f"{SETTINGS[what].split(' (')[0]} {_value(settings, what)} rather than {_value(other, what)} "
             f"({comparison.difference * 100:+.1f} points, p = {comparison.p:.2g})"
         )
-        (mattered if comparison.p < SIGNIFICANCE else did_not).append(words)
     if variants:
-        text += (
-            f" Of what I varied on this data, {'; '.join(mattered) or 'nothing'} changed it beyond chance"
-            + (f", and {'; '.join(did_not)} did not" if did_not else "")
-            + f" ({ONE_SEED})."
-        )
+        changed = "; ".join(mattered) or "nothing"
+        also = f", and {'; '.join(did_not)} did not" if did_not else ""
+        text += f" Of what I varied on this data, {changed} changed it beyond chance{also} ({ONE_SEED})."
     if not passes(final):
         text += " " + next_steps(history)
     return text

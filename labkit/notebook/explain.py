@@ -16,28 +16,17 @@ from labkit.vit import Attention, Transformer, ViT, ViTConfig
 
 
 def position_similarity(model: ViT) -> torch.Tensor:
-    """Cosine similarity between the position embeddings of every pair of patches (the paper's Fig. 7).
-
-    Returns (g, g, g, g): entry [r, c] is the g x g map of patch (r, c)'s similarity to every patch."""
-    pos = model.pos_embedding[0, 1:].detach()  # drop the [CLS] position
-    g = model.config.grid
-    sim = F.cosine_similarity(pos[:, None], pos[None, :], dim=-1)
-    return sim.reshape(g, g, g, g)
+    """Position embeddings' cosine similarity (the paper's Fig. 7), (g, g, g, g): [r, c] is patch (r, c)'s g x g map."""
+    pos, g = model.pos_embedding[0, 1:].detach(), model.config.grid  # [CLS]'s position dropped
+    return F.cosine_similarity(pos[:, None], pos[None, :], dim=-1).reshape(g, g, g, g)
 
 
 @torch.no_grad()
 def attention_maps(model: ViT, image: torch.Tensor) -> list[torch.Tensor]:
-    """Per block, the attention weights (heads, tokens, tokens) for one normalised image (1 x H x W).
-
-    The model's forward runs the fused kernel, which keeps no weights; a forward hook on each ``Attention``
-    recomputes them from the very input that block received (``Attention.weights``)."""
+    """Per block, the attention (heads, tokens, tokens) for a normalised image, recomputed: fused kernels keep none."""
     model.eval()
-    maps = []
-
-    def keep(module: Attention, inputs: tuple[torch.Tensor]) -> None:
-        maps.append(module.weights(inputs[0])[0])
-
-    hooks = [m.register_forward_pre_hook(keep) for m in model.modules() if isinstance(m, Attention)]
+    maps, blocks = [], [m for m in model.modules() if isinstance(m, Attention)]
+    hooks = [m.register_forward_pre_hook(lambda module, args: maps.append(module.weights(args[0])[0])) for m in blocks]
     try:
         model(image[None])
     finally:
@@ -52,28 +41,23 @@ def cls_attention(maps: list[torch.Tensor], grid: int, block: int = -1) -> torch
 
 
 def cls_to_itself(maps: list[torch.Tensor], block: int = -1) -> torch.Tensor:
-    """The weight the [CLS] token keeps on itself in one block, per head: what ``cls_attention``'s maps leave out
-    (they and it sum to 1)."""
+    """The weight [CLS] keeps on itself in one block, per head: what ``cls_attention``'s maps leave out of 1."""
     return maps[block][:, 0, 0]
 
 
 def attention_rollout(maps: list[torch.Tensor], grid: int) -> torch.Tensor:
-    """Abnar & Zuidema (2020): multiply the head-averaged attention of every block, each mixed with the
-    identity for the residual path, and read the [CLS] row: what the class token draws on, overall."""
-    tokens = maps[0].shape[-1]
-    rollout = torch.eye(tokens)
+    """Abnar & Zuidema (2020): what [CLS] draws on overall, through every block's head-mean attention and residual."""
+    rollout = eye = torch.eye(maps[0].shape[-1])
     for m in maps:
-        a = 0.5 * m.mean(0) + 0.5 * torch.eye(tokens)
+        a = 0.5 * m.mean(0) + 0.5 * eye
         rollout = (a / a.sum(-1, keepdim=True)) @ rollout
     return rollout[0, 1:].reshape(grid, grid)
 
 
 def locality(similarity: torch.Tensor) -> tuple[float, float]:
-    """Mean similarity of grid neighbours (distance 1) and of positions 2 or more apart: if training taught the
-    embeddings the 2-D layout, the first is clearly larger."""
+    """Mean similarity of grid neighbours and of positions 2+ apart: a learned 2-D layout makes the first larger."""
     g = similarity.shape[0]
-    rows, cols = torch.meshgrid(torch.arange(g), torch.arange(g), indexing="ij")
-    cells = torch.stack([rows.flatten(), cols.flatten()], 1).float()
+    cells = torch.cartesian_prod(torch.arange(g), torch.arange(g)).float()
     distance = torch.cdist(cells, cells)
     flat = similarity.reshape(g * g, g * g)
     return flat[(distance > 0) & (distance <= 1)].mean().item(), flat[distance >= 2].mean().item()
@@ -91,9 +75,7 @@ def tokens_sentence(config: ViTConfig) -> str:
 
 
 def spt_copies(config: ViTConfig, image: torch.Tensor, mean: float) -> torch.Tensor | None:
-    """For a model with shifted patch tokens, what SPT cuts into patches for one uint8 image (1 x H x W), in [0, 1]:
-    the image and its four diagonal shifts, (5, H, W), filled with the training images' ``mean`` as the model's
-    normalised input is. None without SPT."""
+    """SPT's input for a uint8 image (1 x H x W): it and 4 diagonal shifts, (5, H, W), filled with ``mean``; or None."""
     if not config.shifted_patches:
         return None
     return ShiftedPatches(config.patch_size).stacked(image[None].float() / 255 - mean)[0] + mean
@@ -101,12 +83,9 @@ def spt_copies(config: ViTConfig, image: torch.Tensor, mean: float) -> torch.Ten
 
 @torch.no_grad()
 def position_control(model: ViT, data) -> tuple[torch.Tensor, torch.Tensor]:
-    """Which test images ``model`` gets right with its position embeddings, and with every patch given the mean of
-    the patch positions: the information where each patch lies removed, the offset that all positions share kept
-    (zeroing them would remove that offset too, and move every token off what the model was trained on)."""
+    """Which test images ``model`` gets right with its position embeddings, and with their mean (zeroing drops more)."""
     original = model.pos_embedding.detach().clone()
-    patches = original[:, 1:]
-    mean = torch.cat((original[:, :1], patches.mean(1, keepdim=True).expand_as(patches)), dim=1)
+    mean = torch.cat((original[:, :1], original[:, 1:].mean(1, keepdim=True).expand_as(original[:, 1:])), dim=1)
     right = []
     try:
         for positions in (original, mean):
@@ -125,8 +104,7 @@ def equation_code() -> list[tuple[str, str]]:
 
 def without_docstring(source: str) -> str:
     """A function's source less its docstring: the lines that compute."""
-    node = ast.parse(textwrap.dedent(source)).body[0]
-    first = node.body[0]
+    first = ast.parse(textwrap.dedent(source)).body[0].body[0]  # the function's first statement
     if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)):
         return source
     lines = source.splitlines(keepends=True)
@@ -137,37 +115,24 @@ def without_docstring(source: str) -> str:
 def equation_shapes(model: ViT, images: torch.Tensor) -> str:
     """The shapes one batch takes through Eq. 1-4 of ``model``, one line each."""
     model.eval()
-    patches = model.patches(images)
-    tokens = model.to_patch_embedding(images)
-    z0 = model.embed(images)
-    zl = model.forward_features(images)
-    norm, classifier = model.mlp_head
-    c = model.config
+    c, (norm, classifier) = model.config, model.mlp_head
     cut = "x_p with SPT's copies" if c.shifted_patches else "x_p from the stem" if c.conv_stem else "x_p"
-    steps = [
-        ("images", images),
-        (cut, patches),
-        ("x_p E", tokens),
-        ("z_0", z0),
-        ("z_L", zl),
-        ("y = LN(z_L^0)", norm(zl[:, 0])),
-        ("class scores", classifier(norm(zl[:, 0]))),
-    ]
+    zl = model.forward_features(images)
+    y = norm(zl[:, 0])
+    steps = [("images", images), (cut, model.patches(images)), ("x_p E", model.to_patch_embedding(images))]
+    steps += [("z_0", model.embed(images)), ("z_L", zl), ("y = LN(z_L^0)", y), ("class scores", classifier(y))]
     return "\n".join(f"{name:>21}: {tuple(t.shape)}" for name, t in steps)
 
 
 @torch.no_grad()
 def patch_embedding_is_a_convolution(config: ViTConfig, images: torch.Tensor) -> bool:
-    """The paper's plain patch embedding equals a Conv2d with kernel = stride = patch size carrying the same
-    weights (checked on an untrained model: the identity holds for any weights)."""
-    p = config.patch_size
-    plain = ViT(config.paper())
+    """Whether the paper's patch embedding equals a Conv2d, kernel = stride = patch size, of the same (any) weights."""
+    p, plain = config.patch_size, ViT(config.paper())
     linear = plain.to_patch_embedding[1]
     conv = torch.nn.Conv2d(config.channels, config.dim, kernel_size=p, stride=p)
     conv.weight.copy_(rearrange(linear.weight, "d (p1 p2 c) -> d c p1 p2", p1=p, p2=p))
     conv.bias.copy_(linear.bias)
-    by_conv = rearrange(conv(images), "b d h w -> b (h w) d")
-    return torch.allclose(plain.to_patch_embedding(images), by_conv, atol=1e-5)
+    return torch.allclose(plain.to_patch_embedding(images), rearrange(conv(images), "b d h w -> b (h w) d"), atol=1e-5)
 
 
 @torch.no_grad()

@@ -1,10 +1,4 @@
-"""The attention explorer: a small ipywidgets panel over a trained ViT, for asking it questions a fixed figure
-cannot answer (which patches does head 3 of block 2 read for this mistake; how does that change from block to block).
-
-Only the chosen image's attention is computed, when it is chosen. Shown where no widget can run (``pytest --nbval``,
-the HTML report, a stored notebook), the panel is a picture of its first view: its display carries that PNG beside
-the widget, and ``without_widgets`` drops the widget from a run notebook so that the picture is what remains.
-"""
+"""The attention explorer: an ipywidgets panel over a trained ViT, and where no widget runs, a PNG of its first view."""
 
 from __future__ import annotations
 
@@ -32,17 +26,13 @@ class Explorer:
         self.model, self.data = model, data
         self.grid, self.patch_size = model.config.grid, model.config.patch_size
         self.similarity = explain.position_similarity(model)
-        self.maps = lru_cache(maxsize=16)(self._maps)
+        self.maps = lru_cache(maxsize=16)(lambda i: explain.attention_maps(model, data.normalise(data.test.x[i])))
         self._predicted: torch.Tensor | None = None
-
-    def _maps(self, index: int) -> list[torch.Tensor]:
-        return explain.attention_maps(self.model, self.data.normalise(self.data.test.x[index]))
 
     def predicted(self) -> torch.Tensor:
         """The model's class for every test image, computed the first time a mistake is asked for."""
         if self._predicted is None:
-            logits, _ = predict(self.model, self.data.batches("test"))
-            self._predicted = logits.argmax(1)
+            self._predicted = predict(self.model, self.data.batches("test"))[0].argmax(1)  # from the logits
         return self._predicted
 
     def next_mistake(self, after: int) -> int | None:
@@ -57,10 +47,9 @@ class Explorer:
 
     def attention(self, index: int, block: int, head: int | str) -> torch.Tensor:
         """The grid of what the [CLS] token reads from each patch: one head of one block, or the rollout."""
-        maps = self.maps(index)
         if head == ROLLOUT:
-            return explain.attention_rollout(maps, self.grid)
-        return explain.cls_attention(maps, self.grid, block)[head]
+            return explain.attention_rollout(self.maps(index), self.grid)
+        return explain.cls_attention(self.maps(index), self.grid, block)[head]
 
     def probabilities(self, index: int) -> torch.Tensor:
         with torch.no_grad():
@@ -72,22 +61,13 @@ class Explorer:
         return f"block {block + 1}, head {head + 1}: [CLS] attention"
 
     def figure(self, index: int, block: int, head: int | str, position: tuple[int, int]):
-        return plots.explorer_view(
-            self.data.test.x[index],
-            self.attention(index, block, head),
-            self.describe(block, head),
-            head == ROLLOUT,
-            self.probabilities(index),
-            self.data.classes,
-            int(self.data.test.y[index]),
-            self.similarity,
-            position,
-            self.patch_size,
-        )
+        attention, title = self.attention(index, block, head), self.describe(block, head)
+        probabilities, true = self.probabilities(index), int(self.data.test.y[index])  # after attention: eval mode
+        view = (attention, title, head == ROLLOUT, probabilities, self.data.classes, true, self.similarity, position)
+        return plots.explorer_view(self.data.test.x[index], *view, self.patch_size)
 
     def png(self, index: int, block: int, head: int | str, position: tuple[int, int]) -> bytes:
-        fig = self.figure(index, block, head, position)
-        buffer = io.BytesIO()
+        fig, buffer = self.figure(index, block, head, position), io.BytesIO()
         fig.savefig(buffer, format="png", dpi=80)
         plt.close(fig)
         return buffer.getvalue()
@@ -95,9 +75,7 @@ class Explorer:
     def numbers(self, index: int, block: int, head: int | str) -> str:
         """The map's numbers as a small HTML table, one cell per patch (class names escaped: a student chose them)."""
         grid = self.attention(index, block, head)
-        unit = "× even share" if head == ROLLOUT else "weight"
-        if head == ROLLOUT:
-            grid = grid / grid.mean()
+        grid, unit = (grid / grid.mean(), "× even share") if head == ROLLOUT else (grid, "weight")
         rows = "".join("<tr>" + "".join(f"<td>{v:.2f}</td>" for v in row.tolist()) + "</tr>" for row in grid)
         true = html.escape(self.data.classes[int(self.data.test.y[index])])
         return (
@@ -108,27 +86,17 @@ class Explorer:
     def widget(self):
         import ipywidgets as w
 
-        heads = self.model.config.heads
-        blocks = len(self.model.transformer.layers)
+        g, blocks = self.grid, len(self.model.transformer.layers)
+        layers = [(f"block {b + 1}", b) for b in range(blocks)]
+        maps = [(f"head {h + 1}", h) for h in range(self.model.config.heads)] + [("rollout", ROLLOUT)]
+        patches = [(f"row {r + 1}, col {c + 1}", (r, c)) for r in range(g) for c in range(g)]
         index = w.BoundedIntText(value=0, min=0, max=len(self.data.test) - 1, description="test image")
         label = w.Dropdown(options=[(name, k) for k, name in enumerate(self.data.classes)], description="class")
-        next_class = w.Button(description="next of this class")
-        next_mistake = w.Button(description="next mistake")
-        block = w.Dropdown(
-            options=[(f"block {b + 1}", b) for b in range(blocks)], value=blocks - 1, description="block"
-        )
-        head = w.Dropdown(
-            options=[(f"head {h + 1}", h) for h in range(heads)] + [("rollout", ROLLOUT)], value=0, description="map"
-        )
-        g = self.grid
-        position = w.Dropdown(
-            options=[(f"row {r + 1}, col {c + 1}", (r, c)) for r in range(g) for c in range(g)],
-            value=(g // 2, g // 2),
-            description="patch",
-        )
-        picture = w.Image(format="png")
-        table = w.HTML()
-        status = w.Label()
+        next_class, next_mistake = w.Button(description="next of this class"), w.Button(description="next mistake")
+        block = w.Dropdown(options=layers, value=blocks - 1, description="block")
+        head = w.Dropdown(options=maps, value=0, description="map")
+        position = w.Dropdown(options=patches, value=(g // 2, g // 2), description="patch")
+        picture, table, status = w.Image(format="png"), w.HTML(), w.Label()
 
         def show(*_):
             picture.value = self.png(index.value, block.value, head.value, position.value)
@@ -156,10 +124,8 @@ class Explorer:
         next_class.on_click(to_class)
         next_mistake.on_click(to_mistake)
         show()
-        controls = w.VBox(
-            [w.HBox([index, next_mistake, status]), w.HBox([label, next_class]), w.HBox([block, head, position])]
-        )
-        return w.VBox([controls, picture, table])
+        controls = [w.HBox([index, next_mistake, status]), w.HBox([label, next_class]), w.HBox([block, head, position])]
+        return w.VBox([w.VBox(controls), picture, table])
 
 
 class Panel:
@@ -168,7 +134,7 @@ class Panel:
     def __init__(self, explorer: Explorer):
         self.explorer = explorer
 
-    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+    def _repr_mimebundle_(self, **_) -> dict:  # IPython passes include= and exclude=, which a bundle may ignore
         ex = self.explorer
         first = (0, len(ex.model.transformer.layers) - 1, 0, (ex.grid // 2, ex.grid // 2))
         bundle = {
@@ -188,8 +154,7 @@ def explore(model: ViT, data: LabData) -> Panel:
 
 
 def without_widgets(nb) -> None:
-    """A run notebook as it is shown without a kernel: widget views dropped from its outputs (their pictures stay),
-    and the widget state nbclient stored, which nothing outside a live kernel can use."""
+    """A run notebook as shown without a kernel: widget views and nbclient's widget state dropped (pictures stay)."""
     nb.metadata.pop("widgets", None)
     for cell in nb.cells:
         for output in cell.get("outputs", []):

@@ -1,5 +1,4 @@
-"""The lab benchmark's summary that ships with labkit (``benchmarks/run.py`` writes it): each row's test accuracy on
-the benchmark's three sets, mean and spread over its seeds, by the row's id. Question 7 quotes it once."""
+"""The lab benchmark's summary shipped with labkit (``benchmarks/run.py`` writes it), which Question 7 quotes."""
 
 from __future__ import annotations
 
@@ -23,9 +22,7 @@ def accuracies(row: str) -> str:
 
 
 def preset_effect(preset: str) -> str:
-    """What the lab benchmark measured for a preset (its row has the preset's name) and for the lab's presets beside
-    it, labelled as the benchmark's and not this run's."""
-    rows = dict.fromkeys([preset, "fast", "reference"])
+    """The lab benchmark's numbers for a preset and the lab's presets beside it, labelled as the benchmark's."""
     runs = benchmark(preset)["digits"]["seeds"]
-    found = ", ".join(f"`{row}` {accuracies(row)}" for row in rows)
+    found = ", ".join(f"`{row}` {accuracies(row)}" for row in dict.fromkeys([preset, "fast", "reference"]))
     return f"not measured on this data; the lab benchmark on its sets ({' / '.join(SETS)}, {runs} seeds): {found}"
