@@ -1,34 +1,15 @@
-"""One checkpoint file that rebuilds the model: weights, config, data identity, metrics.
+"""One checkpoint file that rebuilds the model: a plain dict of weights, config, data identity and metrics.
 
-A checkpoint is one plain dict (only str, numbers, lists, dicts and tensors inside, so ``torch.load`` reads it with
-``weights_only=True`` and never runs code from the file), made in one place, ``make_checkpoint``::
-
-    format           "labkit-checkpoint"
-    version          2
-    model_state      {parameter name: tensor}, on the CPU
-    model_config     {"kind": "vit" | "cnn", **the config's fields}: rebuilds the model (models.config_from_dict)
-    preset           the preset's name ("reference" for a bare state dict of the lab's reference model)
-    student_id       names the file: settings.checkpoint_name
-    classes          class names, in label order
-    train_config     the recipe (train.TrainConfig's fields), or None where unknown (a bare state dict)
-    seed             the training seed, or None
-    normalization    {"mean", "std"} of the training pixels in [0, 1] units, or None
-    data             {"description", "config" (data.DataConfig's fields), "fingerprint", "test_fingerprint",
-                      "sizes": {"train", "val", "test"}}, or None
-    metrics          {"test_accuracy", "test_loss", "history" (train.History's fields)}, or None
-    run_fingerprint  hash of model config + recipe + seed + data: the same run, or None
-    versions         {"labkit", "torch", "torchvision", "python"} of the saving machine, or None
-    created          local time of saving, ISO 8601, or None
-
-A bare ``state_dict`` of the lab's reference model (what the lab's own code saves) is read into the same dict, with
-None wherever the file says nothing. Saved by ``safe_write``:
-whole or not at all, and a file from another run at the name is kept under a timestamped name, never overwritten.
+Only str, numbers, lists, dicts and tensors inside, so ``torch.load(weights_only=True)`` reads it without running code;
+the fields are KEYS, documented in docs/grading.md. A bare ``state_dict`` of the lab's reference model (what the
+lab's own code saves) is read into the same dict, with None wherever the file says nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import pickle
 import platform
 import re
@@ -45,7 +26,7 @@ import torchvision
 from torch import nn
 
 from labkit import __version__
-from labkit.data import LabData
+from labkit.data import DataConfig, LabData
 from labkit.errors import LabError
 from labkit.handin import safe_text
 from labkit.handin.safe_write import shown, write_whole
@@ -57,23 +38,12 @@ from labkit.train import History, TrainConfig
 
 FORMAT = "labkit-checkpoint"
 VERSION = 3  # 3: the ViT config's locality start is one field, init
-KEYS = (
-    "format",
-    "version",
-    "model_state",
-    "model_config",
-    "preset",
-    "student_id",
-    "classes",
-    "train_config",
-    "seed",
-    "normalization",
-    "data",
-    "metrics",
-    "run_fingerprint",
-    "versions",
-    "created",
-)
+# Every field, with the type it must have: a file is checked against these before anything reads it.
+KINDS = {"format": str, "version": int, "model_state": dict, "model_config": dict, "preset": str, "student_id": str}
+KINDS |= {"classes": list, "train_config": dict | None, "seed": int | None, "normalization": dict | None}
+KINDS |= {"data": dict | None, "metrics": dict | None, "run_fingerprint": str | None, "versions": dict | None}
+KINDS |= {"created": str | None}
+KEYS = tuple(KINDS)
 
 
 def run_fingerprint(model: ModelConfig, train: TrainConfig, seed: int, data_fingerprint: str) -> str:
@@ -186,13 +156,20 @@ def _check_archive(path: Path) -> None:
         )
 
 
-def _check_tensors(checkpoint: dict, path: Path) -> None:
-    """Refuse tensors that carry more memory than their shape needs (a view into a larger hidden storage)."""
-    for name, tensor in checkpoint["model_state"].items():
-        needed = tensor.numel() * tensor.element_size()
-        if tensor.untyped_storage().nbytes() > needed + 64:
+def _check_state(state: dict, path: Path) -> None:
+    """Named dense CPU tensors that carry no more memory than their shapes need (no view into a hidden storage)."""
+    for name, tensor in state.items():
+        shown = safe_text.printable(name, 60)
+        if not isinstance(name, str):
+            raise LabError(f"{path}: a tensor is named by {_a(name)} ({shown}); save it again")
+        if tensor.layout != torch.strided or tensor.device.type != "cpu":
             raise LabError(
-                f"{path}: tensor {safe_text.printable(name, 60)} of shape {tuple(tensor.shape)} carries "
+                f"{path}: tensor {shown} is a {str(tensor.layout).removeprefix('torch.')} {tensor.device.type} "
+                "tensor, not a dense CPU one; save it again"
+            )
+        if tensor.untyped_storage().nbytes() > tensor.numel() * tensor.element_size() + 64:
+            raise LabError(
+                f"{path}: tensor {shown} of shape {tuple(tensor.shape)} carries "
                 f"{tensor.untyped_storage().nbytes():,} bytes, more than its shape needs; save it again"
             )
 
@@ -231,31 +208,58 @@ def load_checkpoint(path: str | Path) -> dict:
         ) from None
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
         checkpoint = _checked(obj, path)
+        _check_state(checkpoint["model_state"], path)
     elif isinstance(obj, dict) and "cls_token" in obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        _check_state(obj, path)
         checkpoint = _from_bare_state_dict(obj, path)
     else:
         raise LabError(
             f"{path} is neither a labkit checkpoint nor a state dict of the lab's ViT; "
             "save it with `python -m labkit train` or torch.save(model.state_dict(), path)"
         )
-    _check_tensors(checkpoint, path)
     return checkpoint
 
 
 def _checked(checkpoint: dict, path: Path) -> dict:
-    """The checkpoint, if it has the documented shape; else a LabError naming what is wrong."""
+    """The checkpoint, if every field has its documented type; else a LabError naming the first that has not."""
     if checkpoint.get("version") != VERSION:
         raise LabError(f"{path} was saved by another labkit version ({checkpoint.get('version')!r}); retrain it")
+
+    def damaged(what: str) -> LabError:
+        return LabError(f"{path} is a damaged labkit checkpoint: {safe_text.printable(what, 120)}; save it again")
+
     missing = [key for key in KEYS if key not in checkpoint]
     if missing:
-        raise LabError(f"{path} is a damaged labkit checkpoint: it lacks {', '.join(missing)}; save it again")
-    state = checkpoint["model_state"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise LabError(f"{path} is a damaged labkit checkpoint: model_state is not a dict of tensors; save it again")
-    for key in ("model_config", "data", "metrics", "normalization", "train_config"):
-        if not (checkpoint[key] is None and key != "model_config") and not isinstance(checkpoint[key], dict):
-            raise LabError(f"{path} is a damaged labkit checkpoint: {key} is not a dict; save it again")
+        raise damaged(f"it lacks {', '.join(missing)}")
+    for key, kind in KINDS.items():
+        if not isinstance(checkpoint[key], kind) or isinstance(checkpoint[key], bool):
+            raise damaged(f"{key} is {_a(checkpoint[key])}")
+    if not all(isinstance(v, torch.Tensor) for v in checkpoint["model_state"].values()):
+        raise damaged("model_state is not a dict of tensors")
+    if not all(isinstance(c, str) for c in checkpoint["classes"]):
+        raise damaged("classes holds names that are not text")
+    norm = checkpoint["normalization"]
+    if norm is not None and not (_number(norm.get("mean")) and _number(norm.get("std")) and norm["std"] > 0):
+        raise damaged("normalization is not a finite mean and a positive std")
+    config_from_dict(checkpoint["model_config"])
+    data = checkpoint["data"]
+    if data is not None:
+        if not isinstance(data.get("config"), dict) or not isinstance(data.get("test_fingerprint"), str | None):
+            raise damaged("data lacks its config or its test fingerprint")
+        try:
+            DataConfig(**data["config"])
+        except TypeError as err:
+            raise damaged(f"its data config does not fit ({err})") from None
     return checkpoint
+
+
+def _a(value: object) -> str:
+    name = type(value).__name__
+    return "None" if value is None else f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _from_bare_state_dict(state: dict, path: Path) -> dict:

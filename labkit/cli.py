@@ -1,15 +1,14 @@
 """``python -m labkit``: train, evaluate, summarise, write the hand-in report and grade submissions.
 
-Parsing the command line imports no torch (each command imports what it needs), so --help and argument errors
-answer at once.
-
-Errors the user can fix are one line on stderr and a non-zero exit; anything else is a bug and keeps
-its traceback.
+Each command imports torch only when it runs, so --help and argument errors answer at once. Errors the user can fix
+are one line on stderr and exit status 2; anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import signal
 import sys
 
 from labkit.errors import LabError
@@ -22,14 +21,26 @@ DEFAULTS = RunConfig()  # the command line's defaults are the settings cell's
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _stop)  # a kill ends a run as Ctrl-C does: kernels and temp files go
     try:
         return args.command(args)
     except LabError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("error: interrupted (Ctrl-C)", file=sys.stderr)
+        print("error: interrupted (Ctrl-C or a kill); nothing half-written was kept", file=sys.stderr)
         return 130
+    except OSError as err:
+        if err.errno != errno.ENAMETOOLONG:
+            raise
+        print(f"error: a path's name is too long for the file system ({err.filename}); shorten it", file=sys.stderr)
+        return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,7 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
         "one row; the exit status says whether every one passed.",
     )
     grade.add_argument("paths", nargs="+", metavar="CHECKPOINT_OR_FOLDER", help=".pth files, or folders of them")
-    grade.add_argument("--data", metavar="SOURCE", help="the data to score on (default: each checkpoint's own)")
+    grade.add_argument(
+        "--data", metavar="SOURCE", help="the course's data, split as the lab splits it (default: builtin)"
+    )
     grade.add_argument(
         "--baseline",
         type=parse_baseline,
@@ -119,10 +132,9 @@ def add_data_arguments(parser: argparse.ArgumentParser, default: str | None = BU
         "--data",
         default=default,
         metavar="SOURCE",
-        help="a folder of class subfolders (or a .zip of one), an .npz, mnist / fashionmnist / kmnist[:IDX_FOLDER], "
-        f"or {BUILTIN}" + (f" (default: {default})" if default else " (default: the stored one)") + ". In folders, "
-        "hidden names and __MACOSX are ignored and symbolic links are followed, each real file read once "
-        "(data/README.md)",
+        help=f"a folder of class subfolders, a .zip of one, an .npz, or {BUILTIN}"
+        + (f" (default: {default})" if default else f" (default: {BUILTIN} if the checkpoint was trained on it)")
+        + "; see data/README.md",
     )
     parser.add_argument("--classes", type=parse_classes, metavar="I,J,...", help="keep only these class indices")
     parser.add_argument("--per-class", type=int, metavar="N", help="keep the first N images of each class")
@@ -199,20 +211,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from labkit import threads
-    from labkit.handin.evaluation import evaluate_checkpoint
+    from labkit.handin.evaluation import evaluate_checkpoint, fraction
 
     threads.cap()
-
     result = evaluate_checkpoint(args.checkpoint, args.data, **data_options(args))
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    from labkit.handin.grading import fraction
-
     stored = fraction(result.stored_accuracy)
     stored = "n/a" if stored is None else f"{stored * 100:.2f}%"
-    print(
-        f"{args.checkpoint}: test accuracy {result.accuracy * 100:.2f}% on {result.test_size} images (stored: {stored})"
-    )
+    accuracy = f"{result.accuracy * 100:.2f}% on {result.test_size} images"
+    print(f"{args.checkpoint}: test accuracy {accuracy} (stored: {stored})")
     return 0
 
 
@@ -226,24 +234,19 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_grade(args: argparse.Namespace) -> int:
     from labkit import threads
-    from labkit.handin.grading import check_csv_target, grade_one, progress_line, submissions, table, write_csv
+    from labkit.handin.grading import check_csv_target, grade, progress_line, table, write_csv
 
     threads.cap()
-
-    baseline = args.baseline
-    if args.csv:
-        check_csv_target(args.csv)
-    files = submissions(args.paths)
-    if not files:
+    csv = check_csv_target(args.csv) if args.csv else None
+    grades = grade(
+        args.paths, args.data, args.baseline, lambda i, n, row: print(progress_line(i, n, row), file=sys.stderr)
+    )
+    if not grades:
         raise LabError(f"no .pth files found in {', '.join(args.paths)}; give checkpoint files or folders of them")
-    grades = []
-    for i, path in enumerate(files, 1):
-        grades.append(grade_one(path, args.data, baseline))
-        print(progress_line(i, len(files), grades[-1]), file=sys.stderr, flush=True)
-    print(table(grades, baseline))
-    if args.csv:
-        write_csv(grades, args.csv)
-        print(f"wrote {args.csv}")
+    print(table(grades, args.baseline))
+    if csv:
+        kept = write_csv(grades, csv)
+        print(f"wrote {csv}" + (f" (the file there before is kept as {kept})" if kept else ""))
     return 0 if all(g.result == "PASS" for g in grades) else 1
 
 

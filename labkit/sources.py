@@ -176,7 +176,7 @@ def _read_image(name: str, file) -> tuple[torch.Tensor, tuple[str, tuple[int, in
         raise LabError(f"cannot read image {name}: {err.__class__.__name__}; remove or replace the file") from None
 
 
-def _visible(name: str) -> bool:
+def visible(name: str) -> bool:
     """Hidden names (.ipynb_checkpoints, macOS's ._* and .DS_Store) and macOS's __MACOSX zip folder are never data."""
     return not name.startswith(".") and name != "__MACOSX"
 
@@ -192,8 +192,8 @@ def _files_under(folder: Path, seen: set[str], outside: set[str]) -> tuple[list[
             dirs[:] = []
             continue
         visited.add(real_dir)
-        dirs[:] = sorted(d for d in dirs if _visible(d))
-        for name in sorted(n for n in names if _visible(n)):
+        dirs[:] = sorted(d for d in dirs if visible(d))
+        for name in sorted(n for n in names if visible(n)):
             real = os.path.realpath(os.path.join(here, name))
             if real in seen:
                 repeats += 1
@@ -204,7 +204,7 @@ def _files_under(folder: Path, seen: set[str], outside: set[str]) -> tuple[list[
 
 
 def _image_folder(root: Path, image_size: int) -> ImageSet:
-    subdirs = sorted(p for p in root.iterdir() if _visible(p.name) and p.is_dir())
+    subdirs = sorted(p for p in root.iterdir() if visible(p.name) and p.is_dir())
     seen: set[str] = set()
     files, repeats = {}, 0
     classes = {sub: os.path.realpath(sub) for sub in subdirs}
@@ -223,7 +223,7 @@ def _image_zip(path: Path, image_size: int) -> ImageSet:
     try:
         with zipfile.ZipFile(path) as archive:
             entries = [e for e in archive.infolist() if not e.is_dir()]
-            entries = [e for e in entries if all(_visible(part) for part in e.filename.split("/"))]
+            entries = [e for e in entries if all(visible(part) for part in e.filename.split("/"))]
             locked = next((e.filename for e in entries if e.flag_bits & 0x1), None)
             if locked is not None:
                 raise LabError(f"{path} is password-protected ({locked}); zip the class folders again without one")

@@ -170,3 +170,68 @@ def test_a_checkpoint_of_another_labkit_version_is_refused_in_one_line(run, tmp_
     torch.save(load_checkpoint(run.path) | {"version": 2}, path)
     with pytest.raises(LabError, match=r"saved by another labkit version \(2\); retrain it"):
         load_checkpoint(path)
+
+
+def _set(key: str, value):
+    """A mutation setting one field, dotted for nested ones (``data.config.per_class``)."""
+
+    def mutate(checkpoint: dict) -> None:
+        *path, last = key.split(".")
+        target = checkpoint
+        for part in path:
+            target = target[part]
+        if value is KeyError:
+            del target[last]
+        else:
+            target[last] = value
+
+    return mutate
+
+
+def _sparse(checkpoint: dict) -> None:
+    checkpoint["model_state"]["cls_token"] = checkpoint["model_state"]["cls_token"].to_sparse()
+
+
+def _on_meta(checkpoint: dict) -> None:
+    checkpoint["model_state"] = {k: v.to("meta") for k, v in checkpoint["model_state"].items()}
+
+
+MALFORMED = {
+    "classes is an int": (_set("classes", 5), "classes is an int"),
+    "classes is None": (_set("classes", None), "classes is None"),
+    "class names are not text": (_set("classes", [1, 2, 3, 4, 5, 6]), "classes holds names that are not text"),
+    "image_size a float": (_set("model_config.image_size", 28.0), "image_size=28.0 is not a whole number"),
+    "dim a float": (_set("model_config.dim", 64.0), "dim=64.0 is not a whole number"),
+    "heads a float": (_set("model_config.heads", 4.5), "heads=4.5 is not a whole number"),
+    "kind a list": (_set("model_config.kind", [1]), "unknown model kind"),
+    "data classes text": (_set("data.config.classes", "012"), "classes='012' is not"),
+    "data classes an int": (_set("data.config.classes", 5), "classes=5 is not"),
+    "per_class text": (_set("data.config.per_class", "5"), "per_class='5' is not"),
+    "per_class a float": (_set("data.config.per_class", 2.5), "per_class=2.5 is not"),
+    "test_fraction text": (_set("data.config.test_fraction", "0.3"), "test_fraction='0.3' is not"),
+    "split_seed huge": (_set("data.config.split_seed", 2**70), "split_seed 1180591620717411303424 must be"),
+    "split_seed text": (_set("data.config.split_seed", "a"), "split_seed='a' is not"),
+    "data config unknown field": (_set("data.config.colour", True), "its data config does not fit"),
+    "mean text": (_set("normalization.mean", "x"), "normalization is not a finite mean"),
+    "mean a tensor": (_set("normalization.mean", torch.tensor(5.0)), "normalization is not a finite mean"),
+    "std zero": (_set("normalization.std", 0.0), "normalization is not a finite mean and a positive std"),
+    "an int tensor name": (lambda c: c["model_state"].__setitem__(7, torch.zeros(1)), "a tensor is named by an int"),
+    "a sparse tensor": (_sparse, "tensor cls_token is a sparse_coo cpu tensor, not a dense CPU one"),
+    "meta tensors": (_on_meta, "is a strided meta tensor, not a dense CPU one"),
+    "seed a bool": (_set("seed", True), "seed is a bool"),
+    "data a list": (_set("data", []), "data is a list"),
+}
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("name", MALFORMED)
+def test_a_malformed_field_is_one_line_naming_it(run, tmp_path, name):
+    """Every stored field is checked for its type before anything reads it (mutations of a real checkpoint)."""
+    checkpoint = torch.load(run.path, weights_only=True)
+    mutate, message = MALFORMED[name]
+    mutate(checkpoint)
+    path = tmp_path / "s1_vit.pth"
+    torch.save(checkpoint, path)
+    with pytest.raises(LabError) as info:
+        evaluate_checkpoint(path, "builtin")
+    assert message in str(info.value) and "\n" not in str(info.value)

@@ -65,3 +65,14 @@ def test_every_config_refuses_a_field_of_the_wrong_type_in_one_line(make, messag
     with pytest.raises(LabError) as err:
         make()
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_notebook_shows_a_lab_error_as_its_one_line():
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    result = shell.run_cell("from labkit.settings import RunConfig\nRunConfig(epochs=True)")
+    assert isinstance(result.error_in_exec, LabError)
+    assert result.error_in_exec._render_traceback_() == [
+        "LabError: epochs=True: give a whole number of at least 1, or None for the preset's"
+    ]

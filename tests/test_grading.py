@@ -3,6 +3,9 @@ stores reaches the grader's terminal and spreadsheet only as text."""
 
 import csv
 import io
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -11,8 +14,10 @@ import torch
 from labkit.checkpoint import KEYS, VERSION, load_checkpoint
 from labkit.cli import main
 from labkit.data import DataConfig, load_data
+from labkit.errors import LabError
+from labkit.handin import grading
 from labkit.handin.grading import grade, table, write_csv
-from labkit.models import build_model
+from labkit.models import build_model, config_to_dict
 from labkit.presets import get_preset
 from labkit.run import train_run
 from labkit.settings import RunConfig
@@ -88,7 +93,7 @@ def test_a_changed_test_split_is_flagged(submissions):
     checkpoint["data"]["test_fingerprint"] = "0" * 64
     torch.save(checkpoint, other / "alice_vit.pth")
     [row] = grade([other], baseline=0.1)
-    assert "the test split differs" in row.note
+    assert "its test split differs" in row.note
 
 
 def fake_checkpoint(fingerprint: str) -> dict:
@@ -97,7 +102,7 @@ def fake_checkpoint(fingerprint: str) -> dict:
         "format": "labkit-checkpoint",
         "version": VERSION,
         "model_state": {"w": torch.zeros(2)},
-        "model_config": {"kind": "vit"},
+        "model_config": config_to_dict(get_preset("fast").model),
         "preset": "fast",
         "student_id": "s1",
         "classes": ["a", "b"],
@@ -118,15 +123,16 @@ def test_every_broken_file_gets_an_error_row(tmp_path):
     assert all(g.result == "ERROR" and g.note for g in rows.values())
     assert "an empty file" in rows["empty"].note
     assert "lacks metrics" in rows["nokeys"].note
-    assert "model_state is not a dict of tensors" in rows["list"].note
+    assert "model_state is a list" in rows["list"].note
 
 
 @pytest.mark.hostile
 def test_an_unwritable_csv_is_an_error_before_grading(tmp_path, capsys):
     assert main(["grade", str(tmp_path), "--csv", str(tmp_path)]) == 2
     assert capsys.readouterr().err.startswith(f"error: --csv {tmp_path} is a folder")
-    assert main(["grade", str(tmp_path), "--csv", str(tmp_path / "no" / "g.csv")]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("mine")
+    assert main(["grade", str(tmp_path), "--csv", str(tmp_path / "afile" / "g.csv")]) == 2
+    assert "is a file; give a folder" in capsys.readouterr().err
 
 
 @pytest.mark.hostile
@@ -157,7 +163,7 @@ def test_a_file_of_wrong_types_is_one_error_row_and_the_rest_are_graded(good, tm
     torch.save(good, tmp_path / "s1_vit.pth")
     grades = {g.file: g for g in grade([tmp_path], baseline=0.1)}
     assert grades["s1_vit.pth"].result == "PASS"
-    assert grades["int_vit.pth"].student_id == "12345" and grades["int_vit.pth"].result == "PASS"
+    assert grades["int_vit.pth"].result == "ERROR" and "student_id is an int" in grades["int_vit.pth"].note
     assert grades["str_vit.pth"].stored_accuracy is None and "test split differs" in grades["str_vit.pth"].note
     assert grades["nan_vit.pth"].stored_accuracy is None and "not a number" in grades["nan_vit.pth"].note
     table(list(grades.values()), 0.1)
@@ -172,3 +178,93 @@ def test_grading_prints_a_line_per_file_as_it_goes(good, tmp_path, capsys):
     main(["grade", str(tmp_path), "--baseline", "10"])
     err = capsys.readouterr().err.splitlines()
     assert [line.split(":")[0] for line in err] == ["[1/3] a_vit.pth", "[2/3] b_vit.pth", "[3/3] c_vit.pth"]
+
+
+@pytest.mark.hostile
+def test_the_lab_split_is_enforced_whatever_the_file_stores(good, tmp_path):
+    """A file storing a tiny split of its choosing is scored on the lab's 540 test images, and says so."""
+    config = good["data"]["config"] | {"per_class": 2, "test_fraction": 0.5, "split_seed": 10}
+    torch.save(good | {"data": good["data"] | {"config": config}}, tmp_path / "alice_vit.pth")
+    [row] = grade([tmp_path], source="builtin", baseline=0.1)
+    assert row.test_images == 540 and "test images" in table([row], 0.1)
+    assert "it stores other split settings (per_class=2, test_fraction=0.5, split_seed=10)" in row.note
+
+
+@pytest.mark.hostile
+def test_rows_are_named_by_their_path_and_shared_bytes_runs_and_ids_are_noted(good, tmp_path):
+    for student in ("Alice Smith_1001", "Bob Jones_1002"):
+        (tmp_path / student).mkdir()
+        torch.save(good | {"student_id": "student_id"}, tmp_path / student / "student_id_vit.pth")
+    nan = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in good["model_state"].items()}
+    (tmp_path / "Carol_1003").mkdir()
+    torch.save(good | {"student_id": "carol", "model_state": nan}, tmp_path / "Carol_1003" / "carol_vit.pth")
+    rows = {g.file: g for g in grade([tmp_path], source="builtin", baseline=0.1)}
+    assert sorted(rows) == [
+        "Alice Smith_1001/student_id_vit.pth",
+        "Bob Jones_1002/student_id_vit.pth",
+        "Carol_1003/carol_vit.pth",
+    ]
+    bob = rows["Bob Jones_1002/student_id_vit.pth"].note
+    first = "Alice Smith_1001/student_id_vit.pth"
+    assert f"same bytes as {first}" in bob and f"same run fingerprint as {first}" in bob
+    assert f"same student id as {first}" in bob
+    assert "of its weights are NaN or infinite" in rows["Carol_1003/carol_vit.pth"].note
+
+
+@pytest.mark.hostile
+def test_any_case_of_pth_and_pt_is_graded_and_side_files_are_not(good, tmp_path):
+    for name in ("a_vit.PTH", "b_vit.pt", "__MACOSX/._a_vit.pth", ".ipynb_checkpoints/a_vit.pth", "._c_vit.pth"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        torch.save(good | {"student_id": name[0]}, tmp_path / name)
+    assert [g.file for g in grade([tmp_path], source="builtin")] == ["a_vit.PTH", "b_vit.pt"]
+
+
+@pytest.mark.hostile
+def test_a_folder_that_cannot_be_listed_is_one_error_row_and_the_rest_are_graded(good, tmp_path):
+    torch.save(good, tmp_path / "alice_vit.pth")
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        for _ in range(30):  # 30 levels of 200-character names: past PATH_MAX, as GNU tar can unpack them
+            os.mkdir("d" * 200, dir_fd=fd)
+            fd, old = os.open("d" * 200, os.O_RDONLY, dir_fd=fd), fd
+            os.close(old)
+    finally:
+        os.close(fd)
+    rows = grade([tmp_path], source="builtin", baseline=0.1)
+    assert [g.result for g in rows] == ["PASS", "ERROR"]
+    assert rows[1].note.startswith("folder cannot be listed (File name too long)")
+
+
+@pytest.mark.hostile
+def test_the_csv_keeps_a_file_already_there_and_refuses_a_pipe(good, tmp_path, capsys):
+    torch.save(good, tmp_path / "alice_vit.pth")
+    book = tmp_path / "out" / "gradebook.csv"
+    book.parent.mkdir()
+    book.write_text("my precious gradebook")
+    assert main(["grade", str(tmp_path / "alice_vit.pth"), "--csv", str(book), "--baseline", "10"]) == 0
+    kept = [p for p in book.parent.iterdir() if p != book]
+    assert [p.read_text() for p in kept] == [
+        "my precious gradebook"
+    ] and f"kept as {kept[0]}" in capsys.readouterr().out
+    os.mkfifo(tmp_path / "pipe.csv")
+    assert main(["grade", str(tmp_path / "alice_vit.pth"), "--csv", str(tmp_path / "pipe.csv")]) == 2
+    assert "is a named pipe (FIFO), not a file" in capsys.readouterr().err
+
+
+@pytest.mark.hostile
+def test_a_csv_that_fails_to_write_after_grading_is_one_line(good, tmp_path, monkeypatch):
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(grading, "write_whole", full)
+    with pytest.raises(LabError, match=r"cannot write .*g.csv \(No space left on device\); the table above has"):
+        write_csv([], tmp_path / "g.csv")
+
+
+@pytest.mark.hostile
+def test_grading_from_inside_a_submission_folder_imports_nothing_from_it(good, tmp_path):
+    torch.save(good, tmp_path / "alice_vit.pth")
+    (tmp_path / "einops.py").write_text("open('pwned', 'w').close()\n")
+    run = subprocess.run([sys.executable, "-m", "labkit", "grade", "."], cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode in (0, 1), run.stderr
+    assert not (tmp_path / "pwned").exists()

@@ -1,16 +1,17 @@
 """What a submitted checkpoint may ask a grader's machine for: refused before anything is built."""
 
 import io
+from dataclasses import replace
 
 import pytest
 import torch
 
 from labkit.checkpoint import load_checkpoint
 from labkit.handin.grading import grade
-from labkit.handin.guard import MAX_ACTIVATIONS, check_size, eval_batch, size
+from labkit.handin.guard import BATCH_MEMORY, MAX_ACTIVATIONS, check_size, eval_batch, size
 from labkit.metrics import EVAL_BATCH
 from labkit.models import build_model, count_parameters
-from labkit.presets import PRESETS
+from labkit.presets import PRESETS, get_preset
 from labkit.run import train_run
 from labkit.settings import RunConfig
 
@@ -38,3 +39,11 @@ def test_every_preset_is_counted_exactly_and_passes_the_guard():
         assert params == count_parameters(build_model(preset.model)), name
         check_size(preset.model)
         assert activations < MAX_ACTIVATIONS and 1 <= eval_batch(preset.model) <= EVAL_BATCH, name
+
+
+@pytest.mark.hostile
+def test_a_wide_layer_within_the_limits_is_evaluated_in_batches_that_fit_the_memory_bound():
+    """One MLP layer of 300,000 units: under the activation cap per image, but about 20 GiB in a batch of 128."""
+    config = replace(get_preset("fast").model, dim=8, depth=1, heads=1, dim_head=8, mlp_dim=300_000)
+    check_size(config)
+    assert eval_batch(config) * size(config)[1] * 4 <= BATCH_MEMORY

@@ -51,3 +51,19 @@ def test_the_comparison_draws_the_lead_with_an_interval_on_an_axis_that_holds_ze
     assert low < 0 < high and low <= 100 * difference.interval()[0] and 100 * difference.interval()[1] <= high
     assert lead.get_title() == "ViT − CNN (95% interval)"
     plt.close(fig)
+
+
+@pytest.mark.hostile
+def test_many_classes_draw_no_number_per_cell_and_at_most_a_few_probability_bars():
+    """400 classes: the figures stay a few hundred artists, whatever the number of classes."""
+    k = 400
+    names = [f"c{i}" for i in range(k)]
+    fig = plots.confusion(torch.ones(k, k, dtype=torch.long), names)
+    assert len(fig.axes[0].texts) == 0
+    plt.close(fig)
+    probabilities = torch.softmax(torch.randn(k), 0)
+    fig = plots.explorer_view(
+        torch.zeros(1, 28, 28), torch.rand(7, 7), "t", False, probabilities, names, 3, torch.rand(7, 7, 7, 7), (0, 0), 4
+    )
+    assert len(fig.axes[1].patches) <= plots.MAX_CLASSES_DRAWN + 1
+    plt.close(fig)

@@ -6,16 +6,20 @@ import json
 import os
 import re
 import shutil
+import signal
 import stat
 import subprocess
+import sys
+import time
 from html.parser import HTMLParser
 
+import nbformat
 import numpy as np
 import pytest
 from PIL import Image
 
 from labkit.errors import LabError
-from labkit.handin.report import fold_log, make_report
+from labkit.handin.report import execute, fold_log, make_report, write_report
 from labkit.lab import NOTEBOOKS
 from labkit.settings import RunConfig
 
@@ -180,7 +184,7 @@ def test_report_renders_in_a_real_browser(report, tmp_path):
 
 
 def test_a_failing_notebook_names_the_cell_and_leaves_no_report(tmp_path, snapshot):
-    with pytest.raises(LabError, match=r"01_data.ipynb failed at cell \d+: LabError: data source .* not found"):
+    with pytest.raises(LabError, match=r"01_data.ipynb cell \d+ failed with LabError: data source .* not found"):
         make_report(
             RunConfig(student_id="s43", data=str(tmp_path / "missing"), outputs=tmp_path / "handin"), out=io.StringIO()
         )
@@ -292,3 +296,71 @@ def test_printed_nothing_is_cut_off_or_scrolls(report):
         assert browser.execute_script(CUT_OFF) == []
     finally:
         browser.quit()
+
+
+def tiny(*cells: str) -> nbformat.NotebookNode:
+    return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize(
+    "cells, timeout, message",
+    [
+        (("x = 1", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"), 60, "the kernel died in t.ipynb cell 2"),
+        (("import time; time.sleep(30)",), 2, "t.ipynb cell 1 ran too long (timed out)"),
+        (("1 / 0",), 60, "t.ipynb cell 1 failed with ZeroDivisionError: division by zero"),
+    ],
+    ids=["killed kernel", "slow cell", "error"],
+)
+def test_whatever_stops_a_notebook_is_one_line_naming_the_cell(tmp_path, cells, timeout, message):
+    with pytest.raises(LabError, match=re.escape(message)) as info:
+        execute(tiny(*cells), "t.ipynb", tmp_path, io.StringIO(), timeout=timeout)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.hostile
+def test_a_stale_python3_kernelspec_is_never_used(tmp_path, monkeypatch):
+    spec = tmp_path / "kernels" / "python3"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({"argv": ["/nonexistent/python", "-f", "{connection_file}"]}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
+    nb = tiny("import sys; print(sys.executable)")
+    execute(nb, "t.ipynb", tmp_path, io.StringIO())
+    assert nb.cells[0].outputs[0]["text"].strip() == sys.executable
+
+
+STOPPED = """
+import io, signal, sys, nbformat
+from labkit.cli import _stop
+from labkit.handin.report import execute
+signal.signal(signal.SIGTERM, _stop)
+nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import time; time.sleep(60)")])
+try:
+    execute(nb, "t.ipynb", sys.argv[1], io.StringIO())
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+
+
+@pytest.mark.hostile
+def test_a_kill_during_a_notebook_interrupts_it_and_leaves_no_kernel(tmp_path):
+    run = subprocess.Popen([sys.executable, "-c", STOPPED, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    time.sleep(8)  # the kernel started and the cell running
+    run.send_signal(signal.SIGTERM)
+    assert run.communicate(timeout=60)[0].strip() == "interrupted"
+    kernels = subprocess.run(["pgrep", "-f", "ipykernel_launcher.*labkit-kernel"], capture_output=True, text=True)
+    assert kernels.stdout == ""
+
+
+@pytest.mark.hostile
+def test_a_report_of_another_run_already_there_is_kept_aside(report, tmp_path):
+    """Only a report of the same run is replaced; the student's own file or another run's report is kept."""
+    html, out = report
+    mine = tmp_path / "s42_lab8_report.html"
+    mine.write_text("MY HAND-EDITED REPORT")
+    text = html.read_text()
+    fingerprint = re.search(r'<meta name="labkit-run" content="(\w+)">', text)[1]
+    assert write_report(mine, text, fingerprint, io.StringIO()) is not None
+    kept = [p for p in tmp_path.iterdir() if p != mine]
+    assert [p.read_text() for p in kept] == ["MY HAND-EDITED REPORT"]
+    assert write_report(mine, text, fingerprint, io.StringIO()) is None, "the same run's report is replaced"

@@ -38,9 +38,9 @@ def test_reuse_loads_the_same_run_instead_of_training(quick, tmp_path):
 @pytest.mark.parametrize(
     "case, message",
     [
-        ("out is a file", "is a file; give a folder with --out"),
-        ("long id", "cannot be part of a file name; use up to 100"),
-        ("newline in id", "cannot be part of a file name"),
+        ("out is a file", "is a file; give a folder"),
+        ("long id", "cannot name a file; use up to 100"),
+        ("newline in id", "cannot name a file"),
         ("unwritable", "cannot write"),
     ],
 )

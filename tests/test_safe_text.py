@@ -20,6 +20,7 @@ def test_printable_is_one_line_without_control_characters_and_cut_at_its_limit()
     assert printable("s1\r\n\x1b[32mPASS\x07\x9b") == "s1   [32mPASS  "
     assert printable("x" * 300) == "x" * 199 + "…" and len(printable("x" * 50, limit=20)) == 20
     assert printable(12345) == "12345"
+    assert printable("s1\u202egnp.exe\u200b\ufeff") == "s1 gnp.exe  ", "bidi and zero-width characters show as spaces"
 
 
 @pytest.mark.hostile

@@ -1,6 +1,8 @@
 """One run's settings, checked once and shared by the settings cell, the command line and the report; the file names
 a run's checkpoints get; and the lab's fixed facts (lab.py): the pass mark and where files are found and saved."""
 
+from pathlib import Path
+
 import pytest
 
 from labkit.errors import LabError
@@ -42,8 +44,34 @@ def test_one_function_names_every_checkpoint_and_reads_the_student_back():
 def test_a_student_id_is_limited_in_bytes_not_characters():
     """100 emoji are 400 bytes: too long for a file name with its temp and kept variants."""
     assert checkpoint_name("é" * 50) == "é" * 50 + "_vit.pth"
-    with pytest.raises(LabError, match="cannot be part of a file name"):
-        checkpoint_name("😀" * 30)
+    with pytest.raises(LabError, match="cannot name a file"):
+        checkpoint_name("é" * 51)
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("student_id", [" ", "", "-h", "_x", ".hidden", "a b", "a/b", "😀", "s1\u202e"])
+def test_a_student_id_starts_with_a_letter_or_digit_and_holds_only_letters_digits_dash_and_underscore(student_id):
+    with pytest.raises(LabError, match="starting with a letter or digit"):
+        checkpoint_name(student_id)
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"epochs": True}, "epochs=True: give a whole number"),
+        ({"seed": False}, "seed=False: give a whole number"),
+        ({"data": None}, r"data=None \(DATA in a notebook\) is not a path"),
+        ({"outputs": False}, r"outputs=False \(OUTPUTS in a notebook\) is not a path"),
+    ],
+)
+def test_settings_of_the_wrong_type_are_refused_not_converted(changes, message):
+    with pytest.raises(LabError, match=message):
+        RunConfig(**changes)
+
+
+def test_an_output_folder_under_home_is_the_home_folder():
+    assert RunConfig(outputs="~/handin").out_dir == Path.home() / "handin"
 
 
 def test_a_data_path_relative_to_the_lab_works_from_the_notebooks_folder(tmp_path, monkeypatch):

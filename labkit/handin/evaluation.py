@@ -1,4 +1,4 @@
-"""Scoring a saved checkpoint on a test split, with the checks a grader needs."""
+"""Scoring a saved checkpoint on a test split, with warnings where its score is not comparable with the stored one."""
 
 from __future__ import annotations
 
@@ -8,14 +8,22 @@ from pathlib import Path
 
 import torch
 
-from labkit.handin import safe_text
 from labkit.checkpoint import load_checkpoint, model_from_checkpoint
 from labkit.data import DataConfig, LabData, load_data
 from labkit.errors import LabError
-from labkit.lab import BUILTIN
+from labkit.handin import safe_text
 from labkit.handin.guard import check_size, eval_batch
+from labkit.lab import BUILTIN
 from labkit.metrics import evaluate
 from labkit.models import config_from_dict, count_parameters
+
+SPLIT_FIELDS = ("classes", "per_class", "test_fraction", "val_fraction", "split_seed")  # which images are the test
+
+
+def fraction(value: object) -> float | None:
+    """A stored accuracy as a number in [0, 1], or None if the file stores anything else there."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and 0 <= value <= 1
+    return float(value) if ok else None
 
 
 @dataclass
@@ -25,6 +33,7 @@ class Evaluation:
     accuracy: float  # re-measured on the test split
     loss: float
     test_size: int
+    test_fingerprint: str
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -33,71 +42,68 @@ class Evaluation:
         return metrics.get("test_accuracy") if metrics else None
 
 
-def checkpoint_data(checkpoint: dict, source: str | None = None, stored_data: str = "any", **overrides) -> LabData:
-    """The test data a checkpoint is scored on: its stored data settings, with ``source`` (and any ``classes`` /
-    ``per_class`` given) replacing the stored ones; images normalised as in training.
-
-    ``stored_data="builtin only"`` (a grader's run) reads the data a file names only when that is the built-in set:
-    a submission must not make the grader's machine read, or list, a folder of its choosing."""
+def checkpoint_data(checkpoint: dict, source: str | None = None, lab_split: bool = False, **overrides) -> LabData:
+    """The data a checkpoint is scored on: ``source``, or the stored one only if it is the built-in set (a file must
+    not choose what a grader's machine reads); with ``lab_split``, the lab's split whatever the file stores (a
+    grader's run), else the stored split settings with ``overrides``. Images are normalised as in training."""
     stored = checkpoint["data"]["config"] if checkpoint["data"] else None
-    if stored is None and source is None:
-        raise LabError("this checkpoint stores no data settings (a bare state dict); pass --data SOURCE")
-    try:
-        config = DataConfig(**stored) if stored else DataConfig()
-    except TypeError as err:
-        raise LabError(f"the checkpoint's data settings do not fit this labkit ({err}); pass --data SOURCE") from None
-    if source is None and stored_data == "builtin only" and config.source != BUILTIN:
-        raise LabError(
-            f"it was trained on other data ({safe_text.printable(config.source, 80)}), which is not read from a "
-            "submission: pass --data with the course's data to grade it"
-        )
-    changes = {k: v for k, v in overrides.items() if v is not None}
-    if source is not None:
-        changes["source"] = str(source)
-    changes["image_size"] = checkpoint["model_config"]["image_size"]
-    config = replace(config, **changes)
-    if config.classes is not None:
-        config = replace(config, classes=tuple(config.classes))
+    if source is None and (stored or {}).get("source") != BUILTIN:
+        if stored is None:
+            raise LabError("this checkpoint stores no data settings (a bare state dict); pass --data SOURCE")
+        where = safe_text.printable(stored["source"], 80)
+        raise LabError(f"it was trained on {where}, which is not read from a checkpoint: pass --data with that data")
+    image_size = config_from_dict(checkpoint["model_config"]).image_size
+    changes = {"source": source or BUILTIN, "image_size": image_size}
+    if lab_split or stored is None:
+        config = DataConfig(**changes)
+    else:
+        config = replace(DataConfig(**stored), **changes, **{k: v for k, v in overrides.items() if v is not None})
     data = load_data(config)
     norm = checkpoint["normalization"]
     return replace(data, mean=norm["mean"], std=norm["std"]) if norm else data
 
 
 def evaluate_checkpoint(
-    path: str | Path, source: str | None = None, stored_data: str = "any", **overrides
+    path: str | Path, source: str | None = None, lab_split: bool = False, **overrides
 ) -> Evaluation:
-    """Rebuild the checkpoint at ``path`` and re-measure its test accuracy, with warnings where the result is not
-    comparable with what it stores (another test split, other class names, a stored accuracy that differs)."""
+    """Rebuild the checkpoint at ``path`` and re-measure its test accuracy (see ``checkpoint_data``)."""
     checkpoint = load_checkpoint(path)
     config = config_from_dict(checkpoint["model_config"])
     check_size(config)
     model = model_from_checkpoint(checkpoint)
-    data = checkpoint_data(checkpoint, source, stored_data, **overrides)
-    num_classes = checkpoint["model_config"]["num_classes"]
-    if num_classes != len(data.classes):
+    data = checkpoint_data(checkpoint, source, lab_split, **overrides)
+    if config.num_classes != len(data.classes):
         raise LabError(
-            f"{path} was made for {num_classes} classes but the data has {len(data.classes)}; "
+            f"{path} was made for {config.num_classes} classes but the data has {len(data.classes)}; "
             "evaluate it on the data it was trained for"
         )
     with torch.inference_mode():
         loss, accuracy = evaluate(model, data.batches("test", eval_batch(config)))
-    result = Evaluation(checkpoint, count_parameters(model), accuracy, loss, len(data.test))
-    stored_fp = checkpoint["data"]["test_fingerprint"] if checkpoint["data"] else None
-    stored = result.stored_accuracy
-    if [str(c) for c in checkpoint["classes"]] != data.classes:
-        result.warnings.append(
-            f"its classes ({safe_text.printable(', '.join(map(str, checkpoint['classes'])), 80)}) are not the data's "
+    result = Evaluation(checkpoint, count_parameters(model), accuracy, loss, len(data.test), data.test_fingerprint)
+    result.warnings = _warnings(checkpoint, data, accuracy, lab_split)
+    return result
+
+
+def _warnings(checkpoint: dict, data: LabData, accuracy: float, lab_split: bool) -> list[str]:
+    stored, found = checkpoint["data"], []
+    if checkpoint["classes"] != data.classes:
+        found.append(
+            f"its classes ({safe_text.printable(', '.join(checkpoint['classes']), 80)}) are not the data's "
             f"({safe_text.printable(', '.join(data.classes), 80)}): each index is scored as the data's class"
         )
-    if stored_fp and stored_fp != data.test_fingerprint:
-        result.warnings.append(
-            "the test split differs from the one this checkpoint was scored on "
-            "(other data or split settings): accuracies are not comparable"
-        )
-    elif stored is not None and not (isinstance(stored, int | float) and math.isfinite(stored)):
-        result.warnings.append(f"its stored accuracy is not a number ({safe_text.printable(stored, 40)})")
-    elif stored is not None and abs(stored - accuracy) > 1e-9:
-        result.warnings.append(
-            f"stored accuracy {stored * 100:.2f}% differs from the re-measured {accuracy * 100:.2f}%"
-        )
-    return result
+    kept = DataConfig(**stored["config"]) if stored else DataConfig()
+    other = [f"{k}={getattr(kept, k)!r}" for k in SPLIT_FIELDS if getattr(kept, k) != getattr(DataConfig(), k)]
+    if lab_split and other:
+        other = safe_text.printable(", ".join(other), 120)
+        found.append(f"it stores other split settings ({other}): scored on the lab's split")
+    bad = sum(int((~torch.isfinite(t)).sum()) for t in checkpoint["model_state"].values() if t.is_floating_point())
+    if bad:
+        found.append(f"{bad:,} of its weights are NaN or infinite")
+    score = checkpoint["metrics"].get("test_accuracy") if checkpoint["metrics"] else None
+    if stored and stored["test_fingerprint"] and stored["test_fingerprint"] != data.test_fingerprint:
+        found.append("its test split differs from the one it was scored on (other data or split): not comparable")
+    elif score is not None and fraction(score) is None:
+        found.append(f"its stored accuracy is not a number ({safe_text.printable(score, 40)})")
+    elif score is not None and abs(score - accuracy) > 1e-9:
+        found.append(f"stored accuracy {score * 100:.2f}% differs from the re-measured {accuracy * 100:.2f}%")
+    return found

@@ -1,82 +1,138 @@
-"""Checking submitted checkpoints: each file loaded safely, rebuilt, re-scored, one row each.
+"""Checking submitted checkpoints: each file loaded safely, rebuilt, re-scored on the lab's split, one row each.
 
-Nothing in a file can stop the batch or forge the table: each file's row is built inside its own guard (a bad file
-is one ERROR row with the reason), every string a file carries is shown as printable text and never as a
-spreadsheet formula, and the student a file's name gives is checked against the one it stores.
+Nothing in a file can stop the batch or forge the table: each row is built inside its own guard (a bad file is one
+ERROR row with the reason), every string a file carries is shown as printable text and never as a spreadsheet formula,
+and the test split is the lab's whatever the file stores.
 """
 
 from __future__ import annotations
 
 import csv
-import math
+import hashlib
+import io
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from labkit.handin import safe_text
 from labkit.errors import LabError
-from labkit.handin.evaluation import evaluate_checkpoint
+from labkit.handin import safe_text
+from labkit.handin.evaluation import evaluate_checkpoint, fraction
+from labkit.handin.safe_write import check_writable, write_whole
 from labkit.lab import BASELINE
 from labkit.settings import student_of
+from labkit.sources import file_kind, visible
 
-COLUMNS = ["file", "student_id", "preset", "params", "stored_accuracy", "accuracy", "result", "note"]
+SUFFIXES = (".pth", ".pt")  # what torch.save files are called, in any case
 
 
 @dataclass
 class Grade:
-    file: str  # the file's name, as printable text
+    file: str  # the file's path relative to the folder given, as printable text
     student_id: str = ""  # the id the file stores (its name's, where it stores none or cannot be read)
     preset: str = ""
     params: int | None = None
+    test_images: int | None = None
     stored_accuracy: float | None = None
     accuracy: float | None = None
     result: str = "ERROR"  # PASS, FAIL or ERROR
     note: str = ""
 
 
-def submissions(paths: list[str | Path]) -> list[Path]:
-    """The .pth files named, and those inside the folders named (sorted); a missing path is kept, to be reported."""
+@dataclass(frozen=True)
+class Submission:
+    label: str  # how its row names it
+    path: Path
+    problem: str = ""  # why it cannot be read at all (a folder that cannot be listed)
+
+
+def submissions(paths: list[str | Path]) -> list[Submission]:
+    """The checkpoint files named, and those anywhere inside the folders named (hidden names, __MACOSX and links to
+    folders passed over); a missing path or a folder that cannot be listed is kept, to get its ERROR row."""
     found = []
-    for path in map(Path, paths):
-        found += sorted(p for p in path.rglob("*.pth") if not p.is_dir()) if path.is_dir() else [path]
+    for given in map(Path, paths):
+        if not given.is_dir():
+            found.append(Submission(str(given), given))
+            continue
+
+        def unlisted(err: OSError, given: Path = given) -> None:
+            where = Path(err.filename or given)
+            label = str(where.relative_to(given)) if where != given else str(given)
+            found.append(Submission(label, where, f"folder cannot be listed ({err.strerror})"))
+
+        for here, dirs, names in os.walk(given, onerror=unlisted):
+            dirs[:] = sorted(d for d in dirs if visible(d))
+            for name in sorted(n for n in names if visible(n) and Path(n).suffix.lower() in SUFFIXES):
+                path = Path(here) / name
+                found.append(Submission(str(path.relative_to(given if len(paths) == 1 else given.parent)), path))
     return found
 
 
-def fraction(value: object) -> float | None:
-    """A stored accuracy as a number in [0, 1], or None if the file stores anything else there."""
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and 0 <= value <= 1
-    return float(value) if ok else None
-
-
-def grade_one(path: Path, source: str | None, baseline: float) -> Grade:
-    """One file's row. Whatever is wrong with a file becomes its ERROR row, so one bad submission never stops the
-    batch: a LabError names the problem; anything else means a file shaped in a way labkit did not foresee."""
-    name, named = safe_text.printable(path.name), safe_text.printable(student_of(path), 60)
+def grade_one(submission: Submission, source: str | None, baseline: float) -> tuple[Grade, str | None]:
+    """One file's row, and the run fingerprint it stores. Whatever is wrong with a file becomes its ERROR row: a
+    LabError names the problem; anything else means a file shaped in a way labkit did not foresee."""
+    path, name = submission.path, safe_text.printable(submission.label)
+    named = safe_text.printable(student_of(path), 60)
+    if submission.problem:
+        return Grade(name, note=submission.problem), None
     try:
-        result = evaluate_checkpoint(path, source, stored_data="builtin only")
+        result = evaluate_checkpoint(path, source, lab_split=True)
         checkpoint, notes = result.checkpoint, list(result.warnings)
         stored_id = safe_text.printable(checkpoint["student_id"], 60)
         if stored_id != named:
             notes.append(f"the file stores student id '{stored_id}', but its name gives '{named}'")
-        return Grade(
+        row = Grade(
             name,
             stored_id,
             safe_text.printable(checkpoint["preset"], 20),
             int(result.params),
+            result.test_size,
             fraction(result.stored_accuracy),
             float(result.accuracy),
             "PASS" if result.accuracy > baseline else "FAIL",
             safe_text.printable("; ".join(notes), 400),
         )
+        return row, checkpoint["run_fingerprint"]
     except LabError as err:
-        return Grade(name, student_id=named, note=safe_text.printable(str(err).removeprefix(f"{path} "), 400))
+        return Grade(name, student_id=named, note=safe_text.printable(str(err).removeprefix(f"{path} "), 400)), None
     except Exception as err:  # noqa: BLE001 - a grader's batch must go on; the row says what happened
         first = safe_text.printable(next(iter(str(err).splitlines()), ""), 200)
-        return Grade(name, student_id=named, note=f"cannot be graded ({err.__class__.__name__}: {first})")
+        return Grade(name, student_id=named, note=f"cannot be graded ({err.__class__.__name__}: {first})"), None
 
 
-def grade(paths: list[str | Path], source: str | None = None, baseline: float = BASELINE) -> list[Grade]:
-    return [grade_one(path, source, baseline) for path in submissions(paths)]
+def grade(
+    paths: list[str | Path],
+    source: str | None = None,
+    baseline: float = BASELINE,
+    progress: Callable[[int, int, Grade], None] | None = None,
+) -> list[Grade]:
+    """Every submission's row; rows that share their bytes, run fingerprint or student id with an earlier row say so
+    (every default run on the built-in data shares one fingerprint: a fact, not a finding)."""
+    files = submissions(paths)
+    grades, first = [], {}
+    for i, submission in enumerate(files, 1):
+        row, fingerprint = grade_one(submission, source, baseline)
+        same = [
+            ("bytes", _digest(submission.path) if row.params is not None else None),
+            ("run fingerprint", fingerprint),
+            ("student id", row.student_id if row.params is not None else None),
+        ]
+        for what, key in same:
+            if key is not None and (what, key) in first:
+                row.note = "; ".join(filter(None, [row.note, f"same {what} as {first[(what, key)]}"]))
+            first.setdefault((what, key), row.file)
+        grades.append(row)
+        if progress:
+            progress(i, len(files), row)
+    return grades
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def progress_line(i: int, total: int, g: Grade) -> str:
@@ -89,31 +145,33 @@ def table(grades: list[Grade], baseline: float) -> str:
     def pct(value: float | None) -> str:
         return "-" if value is None else f"{value * 100:.2f}%"
 
-    rows = [["file", "student (stored)", "preset (params)", "stored", "re-measured", f"> {baseline:.0%}", "note"]]
+    head = ["file", "student (stored)", "preset (params)", "test images", "stored", "re-measured", f"> {baseline:.0%}"]
+    rows = [[*head, "note"]]
     for g in grades:
         model = f"{g.preset} ({g.params:,})" if g.params is not None else "-"
-        rows.append([g.file, g.student_id or "-", model, pct(g.stored_accuracy), pct(g.accuracy), g.result, g.note])
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+        images = "-" if g.test_images is None else str(g.test_images)
+        scores = [pct(g.stored_accuracy), pct(g.accuracy)]
+        rows.append([g.file, g.student_id or "-", model, images, *scores, g.result, g.note])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1] for r in rows)
 
 
-def check_csv_target(path: str | Path) -> None:
-    """Fail before any grading if the CSV cannot be written there: a folder, a missing or read-only folder."""
-    path = Path(path)
-    if path.is_dir():
-        raise LabError(f"--csv {path} is a folder; give a file name such as grades.csv")
-    folder = path.parent
-    if not folder.is_dir():
-        raise LabError(f"--csv {path}: folder {folder} does not exist; create it or choose another path")
-    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise LabError(f"--csv {path} cannot be written (no permission); choose another path")
+def check_csv_target(path: str | Path) -> Path:
+    """Fail before any grading if the CSV cannot be written there: not a regular file, or a folder that takes none."""
+    path = Path(path).expanduser()
+    if os.path.lexists(path) and not path.is_file():
+        raise LabError(f"--csv {path} is {file_kind(path)}; give a file name such as grades.csv")
+    return check_writable(path)
 
 
-def write_csv(grades: list[Grade], path: str | Path) -> None:
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, COLUMNS)
-        writer.writeheader()
-        for g in grades:
-            writer.writerow(
-                {k: safe_text.spreadsheet_cell(v) if isinstance(v, str) else v for k, v in asdict(g).items()}
-            )
+def write_csv(grades: list[Grade], path: str | Path) -> Path | None:
+    """The rows as CSV, written whole; a file already there is kept under a timestamped name, which is returned."""
+    text = io.StringIO()
+    writer = csv.DictWriter(text, [f.name for f in Grade.__dataclass_fields__.values()])
+    writer.writeheader()
+    for g in grades:
+        writer.writerow({k: safe_text.spreadsheet_cell(v) if isinstance(v, str) else v for k, v in asdict(g).items()})
+    try:
+        return write_whole(Path(path), lambda f: f.write(text.getvalue().encode()), replaceable=lambda _: False)
+    except OSError as err:
+        raise LabError(f"cannot write {path} ({err.strerror or err}); the table above has every row") from None

@@ -21,9 +21,9 @@ def find_chromium() -> str | None:
     return next((found for name in BROWSERS if (found := shutil.which(name))), None)
 
 
-def print_pdf(html: Path, pdf: Path, out: TextIO) -> Path | None:
-    """Print ``html`` to ``pdf`` and return it; without a Chromium, say in one line how to print it by hand and
-    return None."""
+def print_pdf(html: Path, pdf: Path, out: TextIO, replaceable: bool = True) -> Path | None:
+    """Print ``html`` to ``pdf`` and return it (a file already there kept aside unless ``replaceable``); without a
+    Chromium, say in one line how to print it by hand and return None."""
     browser = find_chromium()
     if browser is None:
         print(f"No Chromium or Chrome found to print the PDF: {HOW_TO_PRINT.format(html=shown(html))}.", file=out)
@@ -51,5 +51,7 @@ def print_pdf(html: Path, pdf: Path, out: TextIO) -> Path | None:
             why = next(iter(result.stderr.decode(errors="replace").strip().splitlines()[-1:]), "no PDF written")
             raise LabError(f"{browser} could not print the report ({why}); {HOW_TO_PRINT.format(html=shown(html))}")
         data = printed.read_bytes()
-    write_whole(pdf, lambda f: f.write(data), replaceable=lambda _: True, out=out)
+    kept = write_whole(pdf, lambda f: f.write(data), replaceable=lambda _: replaceable, out=out)
+    if kept:
+        print(f"! {shown(pdf)} held another PDF; kept it as {shown(kept)}", file=out)
     return pdf

@@ -8,9 +8,11 @@ run with the notebook, the cell and its error, and leaves no half-written report
 
 from __future__ import annotations
 
+import json
+import os
 import re
-import subprocess
 import sys
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
@@ -19,12 +21,13 @@ import bleach
 import nbformat
 from bleach.css_sanitizer import CSSSanitizer
 from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
+from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
-from labkit.handin import safe_text
 from labkit.checkpoint import load_checkpoint
 from labkit.errors import LabError
-from labkit.notebook.explorer import without_widgets
+from labkit.handin import safe_text
+from labkit.handin.pdf import print_pdf
+from labkit.handin.safe_write import check_writable, shown, write_whole
 from labkit.lab import (
     BADGE_TAG,
     BASELINE,
@@ -37,12 +40,12 @@ from labkit.lab import (
     lab_root,
     passes,
 )
-from labkit.handin.pdf import print_pdf
-from labkit.handin.safe_write import check_writable, shown, write_whole
+from labkit.notebook.explorer import without_widgets
 from labkit.settings import RunConfig, checkpoint_name
 from labkit.sources import parse_source
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+KERNEL = "labkit-python"  # the kernel the report runs: this Python, whatever kernelspecs the machine has
 # The lab's log ends with "⌚ Total training time"; common Linux fonts lack U+231A WATCH, so browsers there draw a box.
 # The page shows it as a small inline picture instead; the character stays, for copying and screen readers.
 WATCH = (
@@ -77,26 +80,51 @@ def prepare(path: Path, settings: dict) -> nbformat.NotebookNode:
     return nb
 
 
-def execute(nb: nbformat.NotebookNode, name: str, cwd: Path, out: TextIO) -> None:
+def execute(nb: nbformat.NotebookNode, name: str, cwd: Path, out: TextIO, timeout: int = 1800) -> None:
+    """Run ``nb`` in a kernel of this Python (as nbval's --current-env does: a stale ``python3`` kernelspec is never
+    used). Whatever stops it is one LabError naming the notebook and the cell."""
     code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    at = [0]
 
     def progress(cell, cell_index, **_):
-        print(f"\r{name}: cell {code.index(cell_index) + 1}/{len(code)}", end="", file=out, flush=True)
+        at[0] = code.index(cell_index) + 1
+        print(f"\r{name}: cell {at[0]}/{len(code)}", end="", file=out, flush=True)
 
-    client = NotebookClient(
-        nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}, on_cell_execute=progress
-    )
-    try:
-        client.execute(stderr=subprocess.DEVNULL)  # the kernel's own log (a TCP warning): the student sees progress
-    except CellExecutionError as err:
-        failed = next(
-            (i for i in code if any(o.get("output_type") == "error" for o in nb.cells[i].get("outputs", []))), None
-        )
-        where = f"cell {code.index(failed) + 1}" if failed is not None else "a cell"
-        detail = f"{err.ename}: {err.evalue}" if getattr(err, "ename", None) else str(err).strip().splitlines()[-1]
-        print(file=out)
-        raise LabError(f"{name} failed at {where}: {detail}; fix it, then run the report again") from None
+    with tempfile.TemporaryDirectory(prefix="labkit-kernel-") as home, open(Path(home) / "kernel.log", "w+") as log:
+        (Path(home) / "kernels" / KERNEL).mkdir(parents=True)
+        argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+        (Path(home) / "kernels" / KERNEL / "kernel.json").write_text(json.dumps({"argv": argv, "language": "python"}))
+        given = os.environ.get("JUPYTER_PATH")
+        os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [home, given]))  # read as nbclient starts one
+        client = NotebookClient(nb, timeout=timeout, kernel_name=KERNEL, resources={"metadata": {"path": str(cwd)}})
+        client.on_cell_execute = progress
+        try:
+            client.execute(stderr=log)  # the kernel's own log: shown only if it fails to start or dies
+        except KeyboardInterrupt:
+            raise
+        except Exception as err:
+            # nbclient meets Ctrl-C or a kill by shutting its kernel down (its signal handler leaves this future)
+            if hasattr(client, "_async_cleanup_kernel_future") or getattr(err, "ename", None) == "KeyboardInterrupt":
+                raise KeyboardInterrupt from None
+            print(file=out)
+            log.seek(0)
+            said = [line for line in log.read().splitlines() if line.strip() and "WARNING" not in line]
+            raise _failure(err, f"{name} cell {at[0]}", said[-1:]) from None
+        finally:
+            os.environ.pop("JUPYTER_PATH") if given is None else os.environ.update(JUPYTER_PATH=given)
     print(file=out)
+
+
+def _failure(err: Exception, where: str, kernel_said: list[str]) -> LabError:
+    """One line for whatever stopped a notebook: its error, a time-out, a dead kernel, or a kernel that never ran."""
+    said = f": {kernel_said[0]}" if kernel_said else ""
+    if isinstance(err, CellExecutionError):
+        return LabError(f"{where} failed with {err.ename}: {err.evalue}; fix it, then run the report again")
+    if isinstance(err, CellTimeoutError):
+        return LabError(f"{where} ran too long (timed out); fewer epochs or a smaller preset should fit")
+    if isinstance(err, DeadKernelError):
+        return LabError(f"the kernel died in {where}{said} (out of memory?); free memory or train a smaller model")
+    return LabError(f"cannot run a Python kernel for {where} ({err.__class__.__name__}{said}); pip install ipykernel")
 
 
 # What the report's Markdown and HTML outputs may contain once cleaned: the elements the lab's own cells make
@@ -228,6 +256,26 @@ def from_lab_root(path: Path) -> Path:
         return path
 
 
+def same_run(report: Path, fingerprint: str) -> bool:
+    """Whether the file at ``report`` is labkit's report of this run."""
+    return report.is_file() and _stamp(fingerprint).encode() in report.read_bytes()[:4096]
+
+
+def _stamp(fingerprint: str) -> str:
+    return f'<meta name="labkit-run" content="{fingerprint}">'
+
+
+def write_report(report: Path, html: str, fingerprint: str, out: TextIO) -> Path | None:
+    """Write the report, marked with the run it shows: a file there of the same run is replaced, any other (the
+    student's own, another run's report) kept under a timestamped name, which is returned."""
+    same = same_run(report, fingerprint)
+    html = html.replace("<head>", f"<head>\n{_stamp(fingerprint)}", 1)
+    kept = write_whole(report, lambda f: f.write(html.encode("utf-8")), replaceable=lambda _: same, out=out)
+    if kept:
+        print(f"! {shown(report)} held another report; kept it as {shown(kept)}", file=out)
+    return kept
+
+
 def make_report(settings: RunConfig, out: TextIO | None = None, pdf: bool = False) -> Path:
     """Run the lab's notebooks with these settings; write ``<student_id>_lab8_report.html`` and the checkpoint into
     ``settings.out_dir``, and with ``pdf`` the report printed beside it (``<student_id>_lab8_report.pdf``).
@@ -252,10 +300,11 @@ def make_report(settings: RunConfig, out: TextIO | None = None, pdf: bool = Fals
         nb = prepare(path, given.cell_values())
         execute(nb, path.name, out_dir, out)
         executed.append(nb)
-    opening = summary(load_checkpoint(ckpt), ckpt.name)
-    html = to_html(executed, f"Lab 8 report: {settings.student_id}", opening)
-    write_whole(report, lambda f: f.write(html.encode("utf-8")), replaceable=lambda _: True, out=out)
+    checkpoint = load_checkpoint(ckpt)
+    html = to_html(executed, f"Lab 8 report: {settings.student_id}", summary(checkpoint, ckpt.name))
+    same = same_run(report, checkpoint["run_fingerprint"])  # then a PDF beside it is of this run too
+    write_report(report, html, checkpoint["run_fingerprint"], out)
     print(f"✓ Report written to {shown(report)} (checkpoint: {shown(ckpt)})", file=out)
-    if printed and print_pdf(report, printed, out):
+    if printed and print_pdf(report, printed, out, replaceable=same):
         print(f"✓ Printed to {shown(printed)}", file=out)
     return report

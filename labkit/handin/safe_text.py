@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 
 # Markdown's punctuation that could make emphasis, a link or an image, a table cell, code or strike-through mid-line
 # (where labkit puts student text); < > & are escaped as HTML.
 _MARKDOWN = re.compile(r"([\\`*_\[\]|~])")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0 and C1 controls: newlines, ANSI escapes, bells
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet reads as the start of a formula (OWASP)
 
 
@@ -21,9 +21,10 @@ def markdown(text: object) -> str:
 
 
 def printable(text: object, limit: int = 200) -> str:
-    """``text`` on one line for a terminal or a log: control characters (newlines, ANSI escapes) become spaces,
-    and anything past ``limit`` characters is cut with an ellipsis."""
-    shown = _CONTROL.sub(" ", str(text))
+    """``text`` on one line for a terminal or a log: control characters (newlines, ANSI escapes) and format characters
+    (bidi overrides, zero-width spaces) become spaces; past ``limit`` characters it is cut with an ellipsis."""
+    text = str(text)[: limit + 1]
+    shown = "".join(" " if unicodedata.category(c) in ("Cc", "Cf") else c for c in text)
     return shown if len(shown) <= limit else shown[: limit - 1] + "…"
 
 

@@ -2,8 +2,7 @@
 whole or not at all, and a file already at the name kept aside unless it may be replaced.
 
 A write goes to a temp file beside the target first and is moved into place by one rename, holding a lock on the
-name, so a crash, a full disk or another process writing the same name never leaves a broken file or loses one.
-Checkpoints (``checkpoint.py``) and the hand-in report (``report.py``) are written this way.
+folder, so a crash, a full disk or another process writing the same name never leaves a broken file or loses one.
 """
 
 from __future__ import annotations
@@ -23,8 +22,6 @@ from typing import BinaryIO, TextIO
 from labkit.errors import LabError
 from labkit.lab import lab_root
 
-LOCK_WAIT = 60.0  # seconds to wait for another process writing the same name
-LOCK_STALE = 30.0  # a lock this old with no live process named in it was left by a killed process
 TEMP_STALE = 3600.0  # a temp file this old, or whose process is gone, is the remains of a killed write
 
 
@@ -33,7 +30,7 @@ def check_writable(path: str | Path) -> Path:
     made, is a folder, takes new files, and the file name is not too long. A LabError names what is wrong."""
     path = Path(path)
     if path.parent.exists() and not path.parent.is_dir():
-        raise LabError(f"output folder {shown(path.parent)} is a file; give a folder with --out")
+        raise LabError(f"output folder {shown(path.parent)} is a file; give a folder")
     if path.is_dir():
         raise LabError(f"{shown(path)} is a folder; the file needs its name free")
     try:
@@ -42,7 +39,7 @@ def check_writable(path: str | Path) -> Path:
         os.close(fd)
         os.unlink(probe)
     except OSError as err:
-        raise LabError(f"cannot write {shown(path)} ({err.strerror or err}); choose another --out folder") from None
+        raise LabError(f"cannot write {shown(path)} ({err.strerror or err}); choose another output folder") from None
     return path
 
 
@@ -113,47 +110,23 @@ def _temp_prefix(path: Path) -> str:
 
 @contextlib.contextmanager
 def _locked(path: Path, out: TextIO):
-    """Hold ``.<name>.lock`` beside ``path`` (created with O_EXCL, so one process at a time; it holds the process
-    id) while inside. A lock whose process is gone is removed at once; a live one is waited for, and said so."""
-    lock = path.with_name(f".{path.name}.lock")
-    deadline, said = time.monotonic() + LOCK_WAIT, False
-    while True:
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            break
-        except FileExistsError:
-            holder = _lock_holder(lock)
-            if holder is None:
-                lock.unlink(missing_ok=True)  # left by a process that was killed while writing
-                continue
-            if time.monotonic() > deadline:
-                raise LabError(
-                    f"another process ({holder}) has held {shown(lock)} for a minute; stop it or delete the lock"
-                ) from None
-            if not said:
-                print(f"… waiting for another process ({holder}) writing {shown(path)}", file=out, flush=True)
-                said = True
-            time.sleep(0.02)
+    """Hold an exclusive lock on ``path``'s folder while inside: one writer at a time decides what to keep aside and
+    replaces. The system drops the lock when its process ends, however it ends; without fcntl (Windows), no lock."""
     try:
-        os.write(fd, str(os.getpid()).encode())
-        os.close(fd)
+        import fcntl
+    except ImportError:
+        yield
+        return
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"… waiting for another process writing in {shown(path.parent)}", file=out, flush=True)
+            fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
-        lock.unlink(missing_ok=True)
-
-
-def _lock_holder(lock: Path) -> str | None:
-    """Who holds ``lock``: "process N" while that process lives, None when the lock is stale (its process is gone,
-    or it names none and is older than LOCK_STALE). A lock just created may not hold its id yet: not stale."""
-    try:
-        pid, age = lock.read_text().strip(), time.time() - lock.stat().st_mtime
-    except FileNotFoundError:
-        return None
-    except OSError:
-        return "another process"
-    if pid.isdigit() and os.name == "posix":
-        return f"process {pid}" if _alive(int(pid)) else None
-    return None if age > LOCK_STALE else f"process {pid}" if pid.isdigit() else "another process"
+        os.close(fd)
 
 
 def _keep_aside(path: Path) -> Path:
