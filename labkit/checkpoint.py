@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import torch
-import torchvision
 from torch import nn
 
 from labkit import __version__
@@ -103,7 +102,6 @@ def make_checkpoint(
         "versions": {
             "labkit": __version__,
             "torch": str(torch.__version__),
-            "torchvision": str(torchvision.__version__),
             "python": platform.python_version(),
         },
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

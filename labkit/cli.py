@@ -108,6 +108,17 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--csv", metavar="FILE", help="also write the table as CSV, for a gradebook")
     grade.set_defaults(command=cmd_grade)
 
+    autograder = sub.add_parser(
+        "autograder",
+        help="build a Gradescope autograder.zip that grades <student-id>_vit.pth as grade does",
+        description="Write OUT/autograder.zip: setup.sh, run_autograder, labkit and the course's data.",
+    )
+    autograder.add_argument("--data", default=BUILTIN, metavar="SOURCE", help=f"the course's data (default: {BUILTIN})")
+    autograder.add_argument("--baseline", type=parse_baseline, default=BASELINE, metavar="MARK", help="as for grade")
+    autograder.add_argument("--points", type=int, default=10, help="the assignment's points (default: 10)")
+    autograder.add_argument("--out", default=".", help="folder for autograder.zip (default: here)")
+    autograder.set_defaults(command=cmd_autograder)
+
     summary = sub.add_parser(
         "summary",
         help="the torchinfo table of a preset",
@@ -248,6 +259,13 @@ def cmd_grade(args: argparse.Namespace) -> int:
         kept = write_csv(grades, csv)
         print(f"wrote {csv}" + (f" (the file there before is kept as {kept})" if kept else ""))
     return 0 if all(g.result == "PASS" for g in grades) else 1
+
+
+def cmd_autograder(args: argparse.Namespace) -> int:
+    from labkit.handin.autograder import build
+
+    print(f"wrote {build(args.out, args.data, args.baseline, args.points)}")
+    return 0
 
 
 def cmd_summary(args: argparse.Namespace) -> int:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
-from torchvision.transforms import v2
 
 from labkit.errors import LabError
 from labkit.lab import BUILTIN, search_paths
@@ -102,7 +102,7 @@ def load_source(
 
 
 def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
-    return v2.functional.resize(x, [size, size], antialias=True)
+    return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True)  # uint8 in, uint8 out
 
 
 def _builtin() -> ImageSet:
@@ -162,7 +162,7 @@ def _read_image(name: str, file) -> tuple[torch.Tensor, tuple[str, tuple[int, in
                 gray = Image.fromarray(np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
             else:
                 gray = img.convert("L")
-            return v2.functional.pil_to_tensor(gray), stored
+            return torch.from_numpy(np.array(gray)).unsqueeze(0), stored
     except Image.DecompressionBombError:
         raise LabError(
             f"image {name} declares more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels, far more than a lab image; "
@@ -271,7 +271,7 @@ def _class_images(
     pictures, stored = [], []
     for name in (f for found in images.values() for f in found):
         picture, info = _read_image(name, opener(name))
-        pictures.append(_resize(picture, image_size))
+        pictures.append(_resize(picture[None], image_size)[0])
         stored.append(info)
     y = torch.tensor([label for label, found in enumerate(images.values()) for _ in found])
     notes = ([f"{skipped} non-image files skipped"] if skipped else []) + (notes or [])

@@ -51,8 +51,8 @@ def repository() -> str:
 
 
 def colab_needs() -> list[str]:
-    """labkit's requirements less the ones Colab ships (torch and torchvision are gigabytes: never reinstalled)."""
-    return [d for d in pyproject()["project"]["dependencies"] if not d.startswith(("torch>", "torchvision>"))]
+    """labkit's requirements less torch, which Colab ships (gigabytes: never reinstalled)."""
+    return [d for d in pyproject()["project"]["dependencies"] if not d.startswith("torch>")]
 
 
 def badge_source(repo: str, name: str) -> str:
@@ -78,7 +78,7 @@ if IN_COLAB:
     from pathlib import Path
 
     REPOSITORY = "{repository}"
-    # What labkit needs beyond the torch and torchvision that Colab ships:
+    # What labkit needs beyond the torch that Colab ships:
     NEEDS = "{needs}"
 
     def pip(*args):
