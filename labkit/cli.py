@@ -61,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
         "under a timestamped name. The folder is checked before training; if saving still fails, the model is "
         "saved under ~/.cache/labkit/rescued and the path printed",
     )
+    train.add_argument(
+        "--teacher",
+        metavar="CNN_PTH",
+        help="a CNN checkpoint of the same data (train --preset cnn) whose feature maps the ViT's early blocks learn "
+        "to imitate while it trains (locality guidance, Li et al., ECCV 2022); the saved ViT is a plain one",
+    )
     train.add_argument("--device", default="auto", help="cuda, mps, cpu or auto (default: auto)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     train.set_defaults(command=cmd_train)
@@ -216,7 +222,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     data = data_for(settings, **data_options(args))
     print(f"Data: {data.description}: {len(data.train)} train / {len(data.test)} test, {len(data.classes)} classes")
-    train_run(data, settings, device=args.device, progress=not args.no_progress)
+    train_run(data, settings, device=args.device, progress=not args.no_progress, teacher=args.teacher)
     return 0
 
 

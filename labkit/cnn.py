@@ -41,6 +41,15 @@ class CNN(nn.Module):
         self.features = nn.Sequential(*block1, *block2, *conv_bn_relu(w2, c.features))
         self.head = nn.Sequential(nn.Dropout(c.dropout), nn.Linear(c.features, c.num_classes))
 
+    def stages(self, img: torch.Tensor) -> list[torch.Tensor]:
+        """Each block's map before its pooling, and the last conv's: what a taught ViT imitates (teaching.py)."""
+        maps, x = [], img
+        for layer in self.features:
+            if isinstance(layer, nn.MaxPool2d):
+                maps.append(x)
+            x = layer(x)
+        return [*maps, x]
+
     def forward_features(self, img: torch.Tensor) -> torch.Tensor:
         """Global-average-pooled features (b, features)."""
         return self.features(img).mean(dim=(2, 3))

@@ -18,6 +18,7 @@ from labkit.checkpoint import (
     run_fingerprint,
     save_checkpoint,
 )
+from labkit.cnn import CNN
 from labkit.data import DataConfig, LabData, load_data
 from labkit.errors import LabError
 from labkit.handin.safe_write import check_writable, rescue_folder, shown
@@ -26,6 +27,7 @@ from labkit.metrics import EVAL_BATCH, correct
 from labkit.models import build_model, fit_to_data, model_kind
 from labkit.presets import Preset, get_preset
 from labkit.settings import RunConfig, checkpoint_name
+from labkit.teaching import GUIDANCE
 from labkit.train import History, fit, pick_device, seed_everything
 
 
@@ -65,11 +67,15 @@ def train_run(
     out: TextIO | None = None,
     progress: bool = True,
     log: bool = True,
+    teacher: str | Path | None = None,
 ) -> Run:
-    """Train the preset and save it (in ``rescue_folder()`` if need be); ``reuse``: load the same run's instead."""
+    """Train the preset and save it (in ``rescue_folder()`` if need be); ``reuse``: load the same run's instead;
+    ``teacher``: a CNN checkpoint of this data that teaches the ViT (teaching.py)."""
     out = out or sys.stdout
     p = get_preset(settings.preset)
     train_config = p.recipe(settings.epochs, settings.augment)
+    cnn = None if teacher is None else teacher_from(teacher, data, settings.preset)
+    train_config = train_config if cnn is None else replace(train_config, guidance=GUIDANCE)
     model_config = fit_to_data(p.model, len(data.classes))
     path = check_writable(settings.out_dir / checkpoint_name(settings.student_id, model_kind(model_config)))
     device = pick_device(device)
@@ -86,7 +92,7 @@ def train_run(
     model = build_model(model_config, settings.seed)
     log_out = out if log else io.StringIO()
     try:
-        history = fit(model, data, train_config, settings.seed, device, out=log_out, progress=progress)
+        history = fit(model, data, train_config, settings.seed, device, out=log_out, progress=progress, teacher=cnn)
     except KeyboardInterrupt:
         raise LabError("training interrupted (Ctrl-C): nothing was saved") from None
     if not log:
@@ -117,10 +123,24 @@ def variations(settings: RunConfig) -> dict[str, RunConfig]:
     return found | {"augment": replace(settings, augment=augment)}
 
 
-def train_variant(data: LabData, settings: RunConfig) -> nn.Module:
-    """A model trained as ``settings`` say, silently and not saved: a comparison, not a hand-in."""
+def train_variant(data: LabData, settings: RunConfig, teacher: CNN | None = None) -> tuple[nn.Module, float]:
+    """A model trained as ``settings`` say (taught by ``teacher``, if given), silently and not saved: a comparison,
+    not a hand-in; and its training time in seconds."""
     p = get_preset(settings.preset)
     model = build_model(fit_to_data(p.model, len(data.classes)), settings.seed)
     recipe = p.recipe(settings.epochs, settings.augment)
-    fit(model, data, recipe, settings.seed, pick_device(), eval_part=None, out=io.StringIO(), progress=False)
-    return model.cpu().eval()
+    recipe = recipe if teacher is None else replace(recipe, guidance=GUIDANCE)
+    history = fit(model, data, recipe, settings.seed, pick_device(), None, io.StringIO(), False, teacher)
+    return model.cpu().eval(), history.seconds
+
+
+def teacher_from(path: str | Path, data: LabData, preset: str) -> CNN:
+    """The CNN that teaches a ViT: a labkit checkpoint of the CNN, trained on exactly this data and split."""
+    if preset not in VIT_PRESET_NAMES:
+        raise LabError(f"a teacher teaches a ViT: choose one of the presets {', '.join(VIT_PRESET_NAMES)}")
+    checkpoint = load_checkpoint(path)
+    if checkpoint["model_config"].get("kind") != "cnn":
+        raise LabError(f"{path} is not a CNN: train the teacher with `python -m labkit train --preset cnn`")
+    if not checkpoint["data"] or checkpoint["data"]["fingerprint"] != data.fingerprint:
+        raise LabError(f"{path} was trained on other data or another split: train the CNN on this data first")
+    return model_from_checkpoint(checkpoint)

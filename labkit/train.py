@@ -12,10 +12,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from labkit.cnn import CNN
 from labkit.data import LabData
 from labkit.errors import LabError, check_fields
 from labkit.lab import AUGMENTATIONS
 from labkit.metrics import EVAL_BATCH, evaluate
+from labkit.teaching import Guidance
 from labkit.threads import CpuThreads
 
 OPTIMIZERS = ("adam", "adamw")
@@ -34,6 +36,7 @@ class TrainConfig:
     label_smoothing: float = 0.1  # softer targets generalise better on 1,260 images
     augment: str = "shift"  # ±2 px translations: label-preserving for any lab data; "shift+flip" adds mirror images
     log_every: int = 10  # print a "Train Step" line every this many steps
+    guidance: float = 0.0  # weight of a CNN teacher's locality guidance (teaching.py); 0: no teacher
 
     def __post_init__(self) -> None:
         check_fields(self, "training config")
@@ -45,8 +48,9 @@ class TrainConfig:
             raise LabError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
         if self.augment not in AUGMENTATIONS:
             raise LabError(f"unknown augmentation {self.augment!r}; choose one of {', '.join(AUGMENTATIONS)}")
-        if self.lr <= 0 or self.weight_decay < 0 or not 0 <= self.label_smoothing < 1 or not 0 <= self.warmup < 1:
-            need = "lr > 0, weight_decay >= 0, 0 <= label_smoothing < 1, 0 <= warmup < 1"
+        fractions = 0 <= self.label_smoothing < 1 and 0 <= self.warmup < 1
+        if self.lr <= 0 or self.weight_decay < 0 or self.guidance < 0 or not fractions:
+            need = "lr > 0, weight_decay >= 0, guidance >= 0, 0 <= label_smoothing < 1, 0 <= warmup < 1"
             raise LabError(f"invalid training config: need {need} ({self})")
 
 
@@ -97,9 +101,10 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def make_optimizer(model: nn.Module, config: TrainConfig, steps_per_epoch: int):
+def make_optimizer(model: nn.Module, config: TrainConfig, steps_per_epoch: int, *extra: nn.Module):
     optimizer_class = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
-    optimizer = optimizer_class(parameter_groups(model, config.weight_decay), lr=config.lr)
+    groups = [group for m in (model, *extra) for group in parameter_groups(m, config.weight_decay)]
+    optimizer = optimizer_class([g for g in groups if g["params"]], lr=config.lr)
     total = config.epochs * steps_per_epoch
     warmup = min(round(config.warmup * total), total - 1)
 
@@ -122,14 +127,19 @@ def fit(
     eval_part: str | None = "test",
     out: TextIO | None = None,
     progress: bool = True,
+    teacher: CNN | None = None,
 ) -> History:
-    """Train ``model`` on ``data.train``, evaluating on ``eval_part`` (None: never) each epoch, logging to ``out``."""
+    """Train ``model`` on ``data.train``, evaluating on ``eval_part`` (None: never) each epoch, logging to ``out``;
+    with ``teacher`` and ``config.guidance``, under the teacher's locality guidance (teaching.py)."""
+    if (teacher is None) != (config.guidance == 0):
+        raise LabError("a teacher and a guidance weight go together: give both (--teacher) or neither")
     seed_everything(seed)
     model.to(device)
+    guide = None if teacher is None else Guidance(model, teacher.to(device)).to(device)
     train_batches = data.batches("train", config.batch_size, config.augment, seed, device)
     eval_batches = None if eval_part is None else data.batches(eval_part, EVAL_BATCH, device=device)
     steps = len(train_batches)
-    optimizer, scheduler = make_optimizer(model, config, steps)
+    optimizer, scheduler = make_optimizer(model, config, steps, *([] if guide is None else [guide]))
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     history, start = History(), time.perf_counter()
     bar = tqdm(total=config.epochs * steps, desc="training", unit="step", leave=False, disable=not progress)
@@ -143,7 +153,7 @@ def fit(
             total_loss, correct = torch.zeros((), device=device), torch.zeros((), device=device, dtype=torch.long)
             for step, (x, y) in enumerate(train_batches):
                 logits = model(x)
-                loss = criterion(logits, y)
+                loss = criterion(logits, y) + (config.guidance * guide.loss(x) if guide is not None else 0)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -161,6 +171,8 @@ def fit(
                 history.eval_accuracy.append(accuracy)
                 log(f"✓ Evaluation - Avg Loss: {eval_loss:.4f}, Accuracy: {accuracy * 100:.2f}%")
         bar.close()
+    if guide is not None:
+        guide.remove()
     history.seconds = time.perf_counter() - start
     log(f"⌚ Total training time: {history.seconds:.2f} seconds")
     return history

@@ -139,3 +139,9 @@ def test_the_data_summary_counts_each_class_and_shows_its_name_as_text(builtin):
     hostile = replace(builtin, classes=["<img src=x onerror=alert(1)>", "a|b", "2", "3", "4", "5"])
     text = answers.data_summary(hostile)
     assert "<img" not in text and "&lt;img src=x onerror=alert(1)&gt;" in text and "| 1 | a\\|b | 210 | 90 |" in text
+
+
+def test_the_taught_vit_is_said_with_its_time_the_teachers_and_both_paired_leads():
+    text = answers.taught_vit(right(98, 100), right(95, 100), right(99, 100), 160.4, 39.6)
+    assert "reached 98.0% in 160 s, after the CNN's 40 s" in text
+    assert "+3.0 points against the plain ViT (p = " in text and "-1.0 points against the CNN (p = " in text

@@ -43,13 +43,14 @@ def test_the_sample_grid_says_when_it_shows_only_the_first_classes():
     plt.close(fig)
 
 
-def test_the_comparison_draws_the_lead_with_an_interval_on_an_axis_that_holds_zero():
-    difference = Paired(15, 0, 540)
-    fig = plots.comparison(["ViT", "CNN"], [0.98, 0.95], [60.0, 30.0], difference)
+def test_the_comparison_draws_each_lead_with_an_interval_on_an_axis_that_holds_zero():
+    leads = {"ViT − CNN": Paired(15, 0, 540), "taught − ViT": Paired(2, 9, 540)}
+    fig = plots.comparison(["ViT", "CNN", "taught"], [0.98, 0.95, 0.97], [60.0, 30.0, 90.0], leads)
     lead = fig.axes[1]
     low, high = lead.get_xlim()
-    assert low < 0 < high and low <= 100 * difference.interval()[0] and 100 * difference.interval()[1] <= high
-    assert lead.get_title() == "ViT − CNN (95% interval)"
+    for difference in leads.values():
+        assert low < 0 < high and low <= 100 * difference.interval()[0] and 100 * difference.interval()[1] <= high
+    assert [t.get_text() for t in lead.get_yticklabels()] == list(leads)
     plt.close(fig)
 
 

@@ -208,6 +208,17 @@ def vit_against_cnn(vit: dict, cnn: dict, vit_right: torch.Tensor, cnn_right: to
     )
 
 
+def taught_vit(taught: torch.Tensor, vit: torch.Tensor, cnn: torch.Tensor, seconds: float, cnn_seconds: float) -> str:
+    """Question 8's taught ViT: its accuracy and time, and its paired lead over the plain ViT and the CNN."""
+    leads = {who: paired(taught, other) for who, other in (("plain ViT", vit), ("CNN", cnn))}
+    said = [f"{c.difference * 100:+.1f} points against the {who} (p = {c.p:.2g})" for who, c in leads.items()]
+    return (
+        f"Taught by this CNN (locality guidance, Li et al., 2022: while it trains, its early blocks imitate the "
+        f"CNN's feature maps), the same ViT reached {taught.float().mean():.1%} in {seconds:.0f} s, after the CNN's "
+        f"{cnn_seconds:.0f} s: {said[0]}, {said[1]}."
+    )
+
+
 def final_accuracy(checkpoint: dict, params: int, settings: RunConfig, right: torch.Tensor, variants: Variants) -> str:
     """Question 9: the final accuracy against the baseline, the model in a phrase, and which Q7 settings mattered."""
     final = checkpoint["metrics"]["test_accuracy"]

@@ -231,8 +231,8 @@ def explorer_view(
     return fig
 
 
-def comparison(names: list[str], accuracies: list[float], seconds: list[float], difference: Paired) -> Figure:
-    """Two models on the same test images: accuracies, the first's lead with its exact paired 95% interval, times."""
+def comparison(names: list[str], accuracies: list[float], seconds: list[float], leads: dict[str, Paired]) -> Figure:
+    """Models on the same test images: accuracies, each lead with its exact paired 95% interval, training times."""
     fig, (acc, lead, time) = plt.subplots(1, 3, figsize=(11, 2.6), layout="constrained", width_ratios=[1.2, 1.2, 1])
     values, rows = np.array(accuracies) * 100, np.arange(len(names))
     acc.plot(values, rows, "o", color="tab:blue")
@@ -242,13 +242,17 @@ def comparison(names: list[str], accuracies: list[float], seconds: list[float], 
     acc.set(xlim=(values.min() - span, min(100, values.max() + span)), ylim=(-0.7, len(names) - 0.3))
     acc.set(xlabel="test accuracy (%)", title="accuracy")
     acc.set_yticks(rows, names)
-    low, high = (100 * v for v in difference.interval())
-    point = difference.difference * 100
-    lead.errorbar([point], [0], xerr=[[point - low], [high - point]], fmt="o", color="tab:orange", capsize=4)
+    reach = 0.5
+    for y, difference in enumerate(leads.values()):
+        low, high = (100 * v for v in difference.interval())
+        point = difference.difference * 100
+        lead.errorbar([point], [y], xerr=[[point - low], [high - point]], fmt="o", color="tab:orange", capsize=4)
+        reach = max(reach, abs(low), abs(high))
     lead.axvline(0, color="gray", lw=0.8)
-    reach = max(abs(low), abs(high), 0.5) * 1.3
-    lead.set(xlim=(-reach, reach), ylim=(-1, 1), xlabel="points", title=f"{names[0]} − {names[1]} (95% interval)")
-    lead.set_yticks([])
+    lead.set(
+        xlim=(-reach * 1.3, reach * 1.3), ylim=(-0.7, len(leads) - 0.3), xlabel="points", title="lead (95% interval)"
+    )
+    lead.set_yticks(range(len(leads)), list(leads))
     time.barh(rows, seconds, color="tab:gray")
     time.set_yticks(rows, names)
     time.set(xlabel="training time (s)", title="time", xlim=(0, max(seconds) * 1.25))
