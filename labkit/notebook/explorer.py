@@ -76,7 +76,8 @@ class Explorer:
         """The map's numbers as a small HTML table, one cell per patch (class names escaped: a student chose them)."""
         grid = self.attention(index, block, head)
         grid, unit = (grid / grid.mean(), "× even share") if head == ROLLOUT else (grid, "weight")
-        rows = "".join("<tr>" + "".join(f"<td>{v:.2f}</td>" for v in row.tolist()) + "</tr>" for row in grid)
+        cell = "<td style='padding: 0 0.5em; text-align: right'>"  # spaced in any front end (Classic has no table CSS)
+        rows = "".join("<tr>" + "".join(f"{cell}{v:.2f}</td>" for v in row.tolist()) + "</tr>" for row in grid)
         true = html.escape(self.data.classes[int(self.data.test.y[index])])
         return (
             f"<b>Test image {index}</b> (true class {true}): {html.escape(self.describe(block, head))}, "
