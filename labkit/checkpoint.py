@@ -1,9 +1,5 @@
-"""One checkpoint file that rebuilds the model: a plain dict of weights, config, data identity and metrics.
-
-Only str, numbers, lists, dicts and tensors inside, so ``torch.load(weights_only=True)`` reads it without running code;
-the fields are KEYS, documented in docs/grading.md. A bare ``state_dict`` of the lab's reference model (what the
-lab's own code saves) is read into the same dict, with None wherever the file says nothing.
-"""
+"""One checkpoint file that rebuilds the model: a dict (KEYS, in docs/grading.md) of weights, config, data, metrics,
+only plain data and tensors: ``torch.load(weights_only=True)`` reads it (or a bare ``state_dict``) running no code."""
 
 from __future__ import annotations
 
@@ -43,6 +39,7 @@ KINDS |= {"classes": list, "train_config": dict | None, "seed": int | None, "nor
 KINDS |= {"data": dict | None, "metrics": dict | None, "run_fingerprint": str | None, "versions": dict | None}
 KINDS |= {"created": str | None}
 KEYS = tuple(KINDS)
+MAX_FILE_BYTES = 1 << 30  # 1 GiB: the reference model's checkpoint is about 22 MB
 
 
 def run_fingerprint(model: ModelConfig, train: TrainConfig, seed: int, data_fingerprint: str) -> str:
@@ -70,52 +67,32 @@ def make_checkpoint(
     training: Training | None = None,
 ) -> dict[str, Any]:
     """The checkpoint dict (see the module doc); without ``training``, everything only a run knows is None."""
-    checkpoint = dict.fromkeys(KEYS) | {
-        "format": FORMAT,
-        "version": VERSION,
-        "model_state": {k: v.detach().cpu() for k, v in model_state.items()},
-        "model_config": config_to_dict(model_config),
-        "preset": preset,
-        "student_id": student_id,
-        "classes": list(classes),
-    }
+    state = {k: v.detach().cpu() for k, v in model_state.items()}
+    checkpoint = dict.fromkeys(KEYS) | dict(format=FORMAT, version=VERSION, model_state=state, preset=preset)
+    checkpoint |= dict(model_config=config_to_dict(model_config), student_id=student_id, classes=list(classes))
     if training is None:
         return checkpoint
-    data, history = training.data, training.history
-    return checkpoint | {
-        "train_config": asdict(training.train),
-        "seed": training.seed,
-        "normalization": {"mean": data.mean, "std": data.std},
-        "data": {
-            "description": data.description,
-            "config": asdict(data.config),
-            "fingerprint": data.fingerprint,
-            "test_fingerprint": data.test_fingerprint,
-            "sizes": {"train": len(data.train), "val": len(data.val) if data.val else 0, "test": len(data.test)},
-        },
-        "metrics": {
-            "test_accuracy": history.final_accuracy,
-            "test_loss": history.eval_loss[-1],
-            "history": history.to_dict(),
-        },
-        "run_fingerprint": run_fingerprint(model_config, training.train, training.seed, data.fingerprint),
-        "versions": {
-            "labkit": __version__,
-            "torch": str(torch.__version__),
-            "python": platform.python_version(),
-        },
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
+    data, hist, train, seed = training.data, training.history, training.train, training.seed
+    sizes = {"train": len(data.train), "val": len(data.val) if data.val else 0, "test": len(data.test)}
+    about = {"description": data.description, "config": asdict(data.config), "fingerprint": data.fingerprint}
+    about |= {"test_fingerprint": data.test_fingerprint, "sizes": sizes}
+    metrics = {"test_accuracy": hist.final_accuracy, "test_loss": hist.eval_loss[-1], "history": hist.to_dict()}
+    versions = {"labkit": __version__, "torch": str(torch.__version__), "python": platform.python_version()}
+    run = run_fingerprint(model_config, train, seed, data.fingerprint)
+    checkpoint |= dict(train_config=asdict(train), seed=seed, normalization={"mean": data.mean, "std": data.std})
+    created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    return checkpoint | dict(data=about, metrics=metrics, run_fingerprint=run, versions=versions, created=created)
 
 
 def save_checkpoint(checkpoint: dict, path: str | Path, out: TextIO | None = None) -> Path:
-    """Write ``checkpoint`` to ``path`` whole (``safe_write.write_whole``): a file of the same run there is
-    replaced; any other file (another run's, or the user's own) is first kept under a timestamped name."""
-    out = out or sys.stdout
-    path = Path(path)
+    """Write ``checkpoint`` whole: a file of the same run at ``path`` is replaced, any other kept aside first."""
+    out, path = out or sys.stdout, Path(path)
 
     def same_run(existing: Path) -> bool:
-        saved = _fingerprint_of(existing)
+        try:
+            saved = load_checkpoint(existing)["run_fingerprint"]
+        except LabError:  # not a checkpoint: the user's own file
+            return False
         return saved is not None and saved == checkpoint["run_fingerprint"]
 
     kept = write_whole(path, lambda f: torch.save(checkpoint, f), replaceable=same_run, out=out)
@@ -125,19 +102,8 @@ def save_checkpoint(checkpoint: dict, path: str | Path, out: TextIO | None = Non
     return path
 
 
-def _fingerprint_of(path: Path) -> str | None:
-    try:
-        return load_checkpoint(path)["run_fingerprint"]
-    except LabError:
-        return None
-
-
-MAX_FILE_BYTES = 1 << 30  # 1 GiB: the reference model's checkpoint is about 22 MB
-
-
 def _check_archive(path: Path) -> None:
-    """Refuse, before torch reads it, a file that would make it allocate more than the file holds: torch.save writes
-    an uncompressed zip, so a compressed entry (a small file unpacking to gigabytes) was crafted or repacked."""
+    """Refuse a file that would make torch allocate more than it holds: torch.save never compresses a zip entry."""
     if path.stat().st_size > MAX_FILE_BYTES:
         raise LabError(f"{path} is {path.stat().st_size / 2**30:.1f} GiB, over the 1 GiB a lab checkpoint may be")
     if not zipfile.is_zipfile(path):
@@ -173,9 +139,7 @@ def _check_state(state: dict, path: Path) -> None:
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    """Read a labkit checkpoint, or a bare ``state_dict`` of the lab's reference model (taken as the
-    ``reference`` preset, the student id from the file name). Never unpickles code, and refuses files that would
-    make it allocate more than they hold."""
+    """A labkit checkpoint, or a bare ``state_dict`` as one; never unpickles code or allocates past the file's size."""
     path = Path(path)
     if not path.is_file():
         kind = file_kind(path)
@@ -205,17 +169,19 @@ def load_checkpoint(path: str | Path) -> dict:
             "save it again with torch.save"
         ) from None
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
-        checkpoint = _checked(obj, path)
-        _check_state(checkpoint["model_state"], path)
-    elif isinstance(obj, dict) and "cls_token" in obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        _check_state(obj, path)
-        checkpoint = _from_bare_state_dict(obj, path)
-    else:
-        raise LabError(
-            f"{path} is neither a labkit checkpoint nor a state dict of the lab's ViT; "
-            "save it with `python -m labkit train` or torch.save(model.state_dict(), path)"
-        )
-    return checkpoint
+        _check_state(_checked(obj, path)["model_state"], path)
+        return obj
+    if isinstance(obj, dict) and "cls_token" in obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        _check_state(obj, path)  # what the lab's own code saves: the reference preset's model, with its head's classes
+        config, head = get_preset("reference").model, obj.get("mlp_head.1.weight")
+        if head is not None and head.ndim == 2:
+            config = replace(config, num_classes=head.shape[0])
+        classes = [str(c) for c in range(config.num_classes)]
+        return make_checkpoint(obj, config, "reference", student_of(path), classes)
+    raise LabError(
+        f"{path} is neither a labkit checkpoint nor a state dict of the lab's ViT; "
+        "save it with `python -m labkit train` or torch.save(model.state_dict(), path)"
+    )
 
 
 def _checked(checkpoint: dict, path: Path) -> dict:
@@ -260,35 +226,19 @@ def _number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _from_bare_state_dict(state: dict, path: Path) -> dict:
-    """The lab's reference code saves only ``model.state_dict()``: read as the reference preset's model, with as
-    many classes as its head has."""
-    config = get_preset("reference").model
-    head = state.get("mlp_head.1.weight")
-    if isinstance(head, torch.Tensor) and head.ndim == 2:
-        config = replace(config, num_classes=head.shape[0])
-    classes = [str(c) for c in range(config.num_classes)]
-    return make_checkpoint(state, config, "reference", student_of(path), classes)
-
-
 def model_from_checkpoint(checkpoint: dict) -> nn.Module:
-    """Rebuild the model from the stored config and load the weights; a mismatch is a one-line LabError that
-    names the first differing parameter, not the whole list."""
+    """The model rebuilt with its weights; a mismatch is one line naming the first differing parameter, not the list."""
     model = build_model(config_from_dict(checkpoint["model_config"]))
     expected, state = model.state_dict(), checkpoint["model_state"]
-    wrong = [k for k in expected.keys() & state.keys() if expected[k].shape != state[k].shape]
+    wrong = sorted(k for k in expected.keys() & state.keys() if expected[k].shape != state[k].shape)
     missing, unexpected = sorted(expected.keys() - state.keys()), sorted(state.keys() - expected.keys())
-    problems = []
-    if wrong:
-        k = sorted(wrong)[0]
-        problems.append(
-            f"{len(wrong)} shapes differ, e.g. {k}: {tuple(state[k].shape)} in the file, "
-            f"{tuple(expected[k].shape)} in the model"
-        )
-    if missing:
-        problems.append(f"{len(missing)} missing, e.g. {missing[0]}")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected, e.g. {unexpected[0]}")
+    problems = [  # each kind of mismatch counted and named by its first parameter, if any
+        f"{len(wrong)} shapes differ, e.g. {k}: {tuple(state[k].shape)} in the file, "
+        f"{tuple(expected[k].shape)} in the model"
+        for k in wrong[:1]
+    ]
+    problems += [f"{len(missing)} missing, e.g. {k}" for k in missing[:1]]
+    problems += [f"{len(unexpected)} unexpected, e.g. {k}" for k in unexpected[:1]]
     if problems:
         raise LabError(
             f"checkpoint weights do not fit its {checkpoint['preset']!r} model ({'; '.join(problems)}); "

@@ -47,136 +47,68 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m labkit", description="The ViT lab's helper commands.")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    train = sub.add_parser(
-        "train",
-        help="train a preset and save <student-id>_vit.pth",
-        description="Train a preset, print the lab's log and save <student-id>_vit.pth.",
-    )
+    def command(name: str, text: str, run) -> argparse.ArgumentParser:
+        found = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        found.set_defaults(command=run)
+        return found
+
+    train = command("train", "train a preset, print the lab's log and save <student-id>_vit.pth", cmd_train)
     add_data_arguments(train)
-    add_run_arguments(
-        train,
-        PRESET_NAMES,
-        out_help="folder for the checkpoint (default: outputs/ at the top of the lab's folder, or in the working "
-        "folder outside a clone). A file there from the same settings and data is replaced; any other file is kept "
-        "under a timestamped name. The folder is checked before training; if saving still fails, the model is "
-        "saved under ~/.cache/labkit/rescued and the path printed",
-    )
-    train.add_argument(
-        "--teacher",
-        metavar="CNN_PTH",
-        help="a CNN checkpoint of the same data (train --preset cnn) whose feature maps the ViT's early blocks learn "
-        "to imitate while it trains (locality guidance, Li et al., ECCV 2022); the saved ViT is a plain one",
-    )
+    add_run_arguments(train, PRESET_NAMES, "folder for the checkpoint (default: outputs/ at the top of the lab)")
+    teacher = "a CNN checkpoint of the same data (train --preset cnn) whose feature maps the ViT learns to imitate"
+    train.add_argument("--teacher", metavar="CNN_PTH", help=teacher + " (locality guidance, Li et al., ECCV 2022)")
     train.add_argument("--device", default="auto", help="cuda, mps, cpu or auto (default: auto)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
-    train.set_defaults(command=cmd_train)
 
-    evaluate = sub.add_parser(
-        "evaluate",
-        help="accuracy of a saved model on the test split",
-        description="Accuracy of a saved model on the test split of its data (or --data).",
-    )
+    evaluate = command("evaluate", "re-measure a saved model's accuracy on the test split of its data", cmd_evaluate)
     evaluate.add_argument("checkpoint", help="a .pth file saved by labkit (or a bare state dict of the reference ViT)")
     add_data_arguments(evaluate, default=None)
-    evaluate.set_defaults(command=cmd_evaluate)
 
-    report = sub.add_parser(
-        "report",
-        help="run the four notebooks and write <student-id>_lab8_report.html",
-        description="Run the lab's notebooks with these settings (in a scratch copy; the tracked notebooks are not "
-        "touched) and write one self-contained HTML report, with the checkpoint beside it.",
-    )
+    report = command("report", "run the four notebooks and write <student-id>_lab8_report.html", cmd_report)
     report.add_argument("--data", default=DEFAULTS.data, metavar="SOURCE", help=f"as for train (default: {BUILTIN})")
-    add_run_arguments(
-        report, VIT_PRESET_NAMES, out_help="folder for the report and checkpoint (default: here)", out_default="."
-    )
-    pdf_help = "also print the report to <student-id>_lab8_report.pdf (with Chromium or Chrome, if found)"
-    report.add_argument("--pdf", action="store_true", help=pdf_help)
-    report.set_defaults(command=cmd_report)
+    add_run_arguments(report, VIT_PRESET_NAMES, "folder for the report and checkpoint (default: here)", ".")
+    report.add_argument("--pdf", action="store_true", help="also print it to <student-id>_lab8_report.pdf")
 
-    grade = sub.add_parser(
-        "grade",
-        help="re-score submitted checkpoints, one row each",
-        description="Load each checkpoint safely (weights only), rebuild it, re-measure its test accuracy and print "
-        "one row; the exit status says whether every one passed.",
-    )
+    grade = command("grade", "re-score submitted checkpoints on the lab's split, one row each", cmd_grade)
     grade.add_argument("paths", nargs="+", metavar="CHECKPOINT_OR_FOLDER", help=".pth files, or folders of them")
-    grade.add_argument(
-        "--data", metavar="SOURCE", help="the course's data, split as the lab splits it (default: builtin)"
-    )
-    grade.add_argument(
-        "--baseline",
-        type=parse_baseline,
-        default=BASELINE,
-        metavar="MARK",
-        help=f"pass mark on test accuracy: a percentage (60) or a fraction (0.6); default: {BASELINE * 100:g}",
-    )
+    grade.add_argument("--data", metavar="SOURCE", help=f"the course's data (default: {BUILTIN})")
+    mark = f"pass mark: a percentage (60) or a fraction (0.6); default: {BASELINE * 100:g}"
+    grade.add_argument("--baseline", type=parse_baseline, default=BASELINE, metavar="MARK", help=mark)
     grade.add_argument("--csv", metavar="FILE", help="also write the table as CSV, for a gradebook")
-    grade.set_defaults(command=cmd_grade)
 
-    autograder = sub.add_parser(
-        "autograder",
-        help="build a Gradescope autograder.zip that grades <student-id>_vit.pth as grade does",
-        description="Write OUT/autograder.zip: setup.sh, run_autograder, labkit and the course's data.",
-    )
+    autograder = command("autograder", "build a Gradescope autograder.zip that grades as grade does", cmd_autograder)
     autograder.add_argument("--data", default=BUILTIN, metavar="SOURCE", help=f"the course's data (default: {BUILTIN})")
     autograder.add_argument("--baseline", type=parse_baseline, default=BASELINE, metavar="MARK", help="as for grade")
     autograder.add_argument("--points", type=int, default=10, help="the assignment's points (default: 10)")
     autograder.add_argument("--out", default=".", help="folder for autograder.zip (default: here)")
-    autograder.set_defaults(command=cmd_autograder)
 
-    summary = sub.add_parser(
-        "summary",
-        help="the torchinfo table of a preset",
-        description="The torchinfo table of a preset, with the lab's columns and depth.",
-    )
+    summary = command("summary", "the torchinfo table of a preset, with the lab's columns and depth", cmd_summary)
     summary.add_argument(
         "--preset", default=DEFAULTS.preset, choices=PRESET_NAMES, help=f"(default: {DEFAULTS.preset})"
     )
-    summary.add_argument(
-        "--num-classes",
-        type=int,
-        default=None,
-        metavar="K",
-        help="number of classes of the head (default: the preset's)",
-    )
-    summary.set_defaults(command=cmd_summary)
+    summary.add_argument("--num-classes", type=int, metavar="K", help="classes of the head (default: the preset's)")
     return parser
 
 
 def add_data_arguments(parser: argparse.ArgumentParser, default: str | None = BUILTIN) -> None:
-    parser.add_argument(
-        "--data",
-        default=default,
-        metavar="SOURCE",
-        help=f"a folder of class subfolders, a .zip of one, an .npz, or {BUILTIN}"
-        + (f" (default: {default})" if default else f" (default: {BUILTIN} if the checkpoint was trained on it)")
-        + "; see data/README.md",
-    )
+    shown = default or f"{BUILTIN} if the checkpoint was trained on it"
+    where = f"a folder of class subfolders, a .zip of one, an .npz, or {BUILTIN} (default: {shown}); data/README.md"
+    parser.add_argument("--data", default=default, metavar="SOURCE", help=where)
     parser.add_argument("--classes", type=parse_classes, metavar="I,J,...", help="keep only these class indices")
     parser.add_argument("--per-class", type=int, metavar="N", help="keep the first N images of each class")
 
 
 def add_run_arguments(
-    parser: argparse.ArgumentParser, presets: tuple[str, ...], out_help: str, out_default: str | None = None
+    parser: argparse.ArgumentParser, presets: tuple, out: str, out_default: str | None = None
 ) -> None:
-    """The settings of a run (settings.RunConfig) besides its data: preset, epochs, augmentation, seed, id, folder."""
-    parser.add_argument(
-        "--preset", default=DEFAULTS.preset, choices=presets, help=f"model + recipe (default: {DEFAULTS.preset})"
-    )
+    """The settings of a run (settings.RunConfig) besides its data."""
+    parser.add_argument("--preset", default=DEFAULTS.preset, choices=presets, help=f"(default: {DEFAULTS.preset})")
     parser.add_argument("--epochs", type=int, help="override the preset's number of epochs")
-    parser.add_argument(
-        "--augment",
-        choices=AUGMENTATIONS,
-        help="override the preset's training augmentation: none, shift (small translations, right for any lab data) "
-        "or shift+flip (adds mirror images: only where a mirrored image keeps its class, as clothes or textures "
-        "do and digits or letters do not)",
-    )
+    augment = "override the preset's augmentation; shift+flip adds mirror images, only for classes that survive one"
+    parser.add_argument("--augment", choices=AUGMENTATIONS, help=augment)
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed, help=f"training seed (default: {DEFAULTS.seed})")
-    parser.add_argument(
-        "--student-id", default=DEFAULTS.student_id, help=f"names the files (default: {DEFAULTS.student_id})"
-    )
-    parser.add_argument("--out", default=out_default, help=out_help)
+    parser.add_argument("--student-id", default=DEFAULTS.student_id, help="names the files (default: student_id)")
+    parser.add_argument("--out", default=out_default, help=out + "; another run's file there is kept aside")
 
 
 def parse_classes(text: str) -> tuple[int, ...]:
@@ -205,15 +137,8 @@ def data_options(args: argparse.Namespace) -> dict:
 
 def run_config(args: argparse.Namespace) -> RunConfig:
     """The run's settings from the command line, checked before torch loads."""
-    return RunConfig(
-        student_id=args.student_id,
-        data=args.data,
-        preset=args.preset,
-        epochs=args.epochs,
-        augment=args.augment,
-        seed=args.seed,
-        outputs=args.out,
-    )
+    names = ("student_id", "data", "preset", "epochs", "augment", "seed")
+    return RunConfig(**{name: getattr(args, name) for name in names}, outputs=args.out)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -255,9 +180,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
     threads.cap()
     csv = check_csv_target(args.csv) if args.csv else None
-    grades = grade(
-        args.paths, args.data, args.baseline, lambda i, n, row: print(progress_line(i, n, row), file=sys.stderr)
-    )
+    grades = grade(args.paths, args.data, args.baseline, lambda *row: print(progress_line(*row), file=sys.stderr))
     if not grades:
         raise LabError(f"no .pth files found in {', '.join(args.paths)}; give checkpoint files or folders of them")
     print(table(grades, args.baseline))
@@ -288,14 +211,10 @@ def cmd_summary(args: argparse.Namespace) -> int:
     terminal = shutil.get_terminal_size((150, 24)).columns  # piped output keeps the lab's 150 columns
     config = fit_to_data(config, args.num_classes or config.num_classes)
     check_size(config)
-    model = build_model(config)
-    table = render(summarize(model, col_width=column_width(terminal)))
+    table = render(summarize(build_model(config), col_width=column_width(terminal)))
     print(table)
     width = max(len(line) for line in table.splitlines())
     if width > terminal:
-        print(
-            f"(the table is {width} characters wide, the terminal {terminal}: widen the terminal, or read it with "
-            "`python -m labkit summary | less -S`)",
-            file=sys.stderr,
-        )
+        wider = "widen the terminal, or read it with `python -m labkit summary | less -S`"
+        print(f"(the table is {width} characters wide, the terminal {terminal}: {wider})", file=sys.stderr)
     return 0

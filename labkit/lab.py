@@ -1,8 +1,5 @@
-"""The lab's fixed facts, each defined once: the pass mark, where the notebooks live and the tags their special
-cells carry, and the names the command line offers (the built-in data, the presets, the augmentations).
-
-It imports nothing heavy, so ``python -m labkit --help`` and argument errors answer at once, before torch loads.
-"""
+"""The lab's fixed facts, each defined once: the pass mark, the notebooks and their cells' tags, the command line's
+names. It imports nothing heavy, so ``python -m labkit --help`` and argument errors answer before torch loads."""
 
 from __future__ import annotations
 
@@ -18,25 +15,15 @@ TRAINING_LOG_TAG = "training-log"  # the cell that prints the lab's log: folded 
 SETUP_TAG = "setup"  # a notebook's imports and first step: the report shows neither, nor the settings more than once
 BUILTIN = "builtin"  # the SOURCE of the data that ships with labkit
 PRESET_NAMES = ("fast", "reference", "cnn", "hybrid")  # presets.PRESETS, in this order (checked there)
-VIT_PRESET_NAMES = (
-    "fast",
-    "reference",
-    "hybrid",
-)  # the presets whose model is a ViT: the notebooks' questions need one
+VIT_PRESET_NAMES = ("fast", "reference", "hybrid")  # the ViT presets: the notebooks' questions need one
 MODEL_KINDS = ("vit", "cnn")  # models.MODEL_KINDS (checked there): a checkpoint is named <student_id>_<kind>.pth
-# "shift": small random translations, label-preserving for any lab data. "shift+flip" adds left-right mirror images:
-# for data whose classes survive a mirror (clothes, textures), never for digits or letters (a mirrored 2 is no 2).
+# "shift+flip" adds mirror images to small shifts: for clothes or textures, never digits (a mirrored 2 is no 2).
 AUGMENTATIONS = ("none", "shift", "shift+flip")
-# What the training images are under each augmentation, for sentences about a run.
-AUGMENTED_IMAGES = {
-    "none": "the training images as they are",
-    "shift": "the training images shifted by up to 2 pixels",
-    "shift+flip": "the training images shifted by up to 2 pixels and mirrored half the time",
-}
+AUGMENTED_IMAGES = {"none": "the training images as they are", "shift": "the training images shifted by up to 2 pixels"}
+AUGMENTED_IMAGES["shift+flip"] = AUGMENTED_IMAGES["shift"] + " and mirrored half the time"
 
 
 def passes(accuracy: float, baseline: float = BASELINE) -> bool:
-    """Whether a test accuracy beats the pass mark."""
     return accuracy > baseline
 
 
@@ -47,17 +34,13 @@ def lab_root() -> Path | None:
 
 
 def outputs_dir() -> Path:
-    """Where checkpoints go unless told otherwise, from the command line and the notebooks alike: ``outputs/`` at the
-    top of the lab's folder when labkit runs from a clone, else ``outputs/`` in the working folder (Colab, or an
-    installed labkit)."""
+    """Where checkpoints go by default: ``outputs/`` at the top of a clone, else in the working folder (Colab)."""
     root = lab_root()
     return root / "outputs" if root else Path("outputs")
 
 
 def search_paths(path: Path) -> list[Path]:
-    """Where a relative path that a student gives (a data folder, a zip) is looked for, in order: the working folder,
-    then, in a clone, the top of the lab's folder, so that ``data/<name>`` means the same from the command line at
-    the top and from a notebook, whose kernel runs in ``notebooks/``."""
+    """Where a relative data path is looked for: the working folder, then a clone's top (notebooks run below it)."""
     root = lab_root()
     if path.is_absolute() or root is None or Path.cwd().resolve() == root.resolve():
         return [path]

@@ -1,8 +1,5 @@
-"""The settings of one lab run, in one frozen config that the notebooks' settings cell, the command line, the report
-and ``run.train_run`` share; and the file names a run's checkpoints get.
-
-It imports nothing heavy, so the command line checks the settings before torch loads.
-"""
+"""One lab run's settings, shared by the notebooks' settings cell, the command line, the report and ``run.train_run``,
+and its checkpoints' file names. It imports nothing heavy, so the command line checks settings before torch loads."""
 
 from __future__ import annotations
 
@@ -42,8 +39,7 @@ def student_of(path: str | Path) -> str:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """What one run of the lab is: who, on which data, which preset and recipe changes, which seed, where to save.
-    In a notebook each field is a variable of the settings cell, its name in capitals (``STUDENT_ID``, ...)."""
+    """One run: who, which data, preset and recipe, seed, where to save; in a notebook, the settings cell's CAPITALS."""
 
     student_id: str = "student_id"  # names the checkpoint: <student_id>_vit.pth
     data: str = BUILTIN  # a folder of class folders, a .zip of one, an .npz, an idx set, or the built-in digits

@@ -1,8 +1,5 @@
-"""Where images come from: ``builtin``, a folder of class subfolders, a ``.zip`` of one, or an ``.npz``.
-
-Every source ends as an :class:`ImageSet` of uint8 images N x 1 x S x S at the model's input size, so the split, the
-fingerprint and the loaders never need to know where the pixels came from.
-"""
+"""Where images come from (``builtin``, a folder of class subfolders, a ``.zip`` of one, an ``.npz``): each ends
+as an :class:`ImageSet` of uint8 N x 1 x S x S images, so the split and the loaders never see where they came from."""
 
 from __future__ import annotations
 
@@ -19,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from numpy.lib import format as npy
 from PIL import Image, UnidentifiedImageError
 
 from labkit.errors import LabError
@@ -43,9 +41,7 @@ class ImageSet:
 
 @dataclass(frozen=True)
 class Source:
-    """A parsed SOURCE string: ``kind`` is "builtin" or "path" (a folder, a .zip or an .npz at ``path``)."""
-
-    kind: str
+    kind: str  # "builtin", or "path": a folder, a .zip or an .npz at ``path``
     path: Path | None = None
 
     def __str__(self) -> str:
@@ -69,8 +65,7 @@ def parse_source(source: str | Path) -> Source:
 def load_source(
     source: str | Path = BUILTIN, image_size: int = 28, classes: list[int] | None = None, per_class: int | None = None
 ) -> ImageSet:
-    """``source`` at ``image_size``; ``classes`` keeps those class indices (renumbered in that order) and ``per_class``
-    the first that many images of each."""
+    """``source`` at ``image_size``: only ``classes`` (renumbered in that order), the first ``per_class`` of each."""
     text = str(source)
     parsed = parse_source(text)
     path = parsed.path
@@ -78,10 +73,9 @@ def load_source(
         images = _builtin()
     elif not path.exists():
         where = " or ".join(str(p.parent.resolve()) for p in search_paths(Path(text).expanduser()))
-        broken = path.is_symlink()
         raise LabError(
             f"data source {text!r} is a symbolic link that loops or points nowhere; give the real folder"
-            if broken
+            if path.is_symlink()
             else f"data source {text!r} not found (looked in {where}): give an existing folder of class subfolders, "
             f"a .zip of one, an .npz file, or '{BUILTIN}'"
         )
@@ -150,8 +144,7 @@ def file_kind(path: Path) -> str:
 
 
 def _read_image(name: str, file) -> tuple[torch.Tensor, tuple[str, tuple[int, int], str]]:
-    """The image as a 1 x H x W uint8 tensor, and its format, size and mode as stored. 16-bit images are scaled to 8
-    bits, keeping their contrast; images past PIL's decompression-bomb limit are refused before they are decoded."""
+    """1 x H x W uint8 (16-bit scaled, keeping contrast) and its stored format, size and mode; bombs refused unread."""
     try:
         with Image.open(file, formats=IMAGE_FORMATS) as img:
             img.load()
@@ -182,8 +175,7 @@ def visible(name: str) -> bool:
 
 
 def _files_under(folder: Path, seen: set[str], outside: set[str]) -> tuple[list[Path], int]:
-    """Every visible file under ``folder``, sorted, following links but reading each real file and folder once and
-    never entering ``outside`` (the root and the other classes); also how many repeated links were passed over."""
+    """Every visible file under ``folder``, each real one once, never in ``outside``; and how many links repeated."""
     files, repeats, visited = [], 0, set()
     for here, dirs, names in os.walk(folder, followlinks=True):
         real_dir = os.path.realpath(here)
@@ -205,25 +197,22 @@ def _files_under(folder: Path, seen: set[str], outside: set[str]) -> tuple[list[
 
 def _image_folder(root: Path, image_size: int) -> ImageSet:
     subdirs = sorted(p for p in root.iterdir() if visible(p.name) and p.is_dir())
-    seen: set[str] = set()
-    files, repeats = {}, 0
+    seen, files, repeats = set(), {}, 0
     classes = {sub: os.path.realpath(sub) for sub in subdirs}
     for sub in subdirs:
         outside = {os.path.realpath(root)} | {real for other, real in classes.items() if other != sub}
         found, links = _files_under(sub, seen, outside)
         files[sub.name] = [str(f) for f in found]
         repeats += links
-    notes = [f"{repeats} repeated links skipped"] if repeats else []
+    notes = (f"{repeats} repeated links skipped",) if repeats else ()
     return _class_images(files, str, image_size, f"image folder {root}", root, notes)
 
 
 def _image_zip(path: Path, image_size: int) -> ImageSet:
-    """Class folders zipped (how images reach Colab), read from the archive without unpacking it; a zip holding one
-    folder around the class folders is entered."""
+    """Class folders zipped (how images reach Colab), read in place; one folder around the class folders is entered."""
     try:
         with zipfile.ZipFile(path) as archive:
-            entries = [e for e in archive.infolist() if not e.is_dir()]
-            entries = [e for e in entries if all(visible(part) for part in e.filename.split("/"))]
+            entries = [e for e in archive.infolist() if not e.is_dir() and all(map(visible, e.filename.split("/")))]
             locked = next((e.filename for e in entries if e.flag_bits & 0x1), None)
             if locked is not None:
                 raise LabError(f"{path} is password-protected ({locked}); zip the class folders again without one")
@@ -241,8 +230,7 @@ def _image_zip(path: Path, image_size: int) -> ImageSet:
             for p in sorted(parts):
                 if len(p) > depth + 1:
                     files.setdefault(p[depth], []).append("/".join(p))
-            read = lambda name: io.BytesIO(archive.read(name))  # noqa: E731
-            return _class_images(files, read, image_size, f"zip {path}", path)
+            return _class_images(files, lambda name: io.BytesIO(archive.read(name)), image_size, f"zip {path}", path)
     except (zipfile.BadZipFile, EOFError) as err:
         raise LabError(f"cannot read {path} as a zip ({err}); zip the class folders again") from None
     except NotImplementedError as err:  # a compression method Python's zipfile lacks
@@ -250,14 +238,9 @@ def _image_zip(path: Path, image_size: int) -> ImageSet:
 
 
 def _class_images(
-    files: dict[str, list[str]],
-    opener: Callable,  # a file name -> what PIL opens
-    image_size: int,
-    origin: str,
-    root: Path,
-    notes: list[str] | None = None,
+    files: dict[str, list[str]], opener: Callable, image_size: int, origin: str, root: Path, notes: tuple[str, ...] = ()
 ) -> ImageSet:
-    """``files`` (class name: file names) read as images; files that are not images are skipped and counted."""
+    """``files`` (class: file names) read by ``opener`` (name -> what PIL opens); non-images are skipped and counted."""
     if not files:
         raise LabError(f"{root} has no class subfolders; lay the images out as {root}/<class name>/<image files>")
     images = {c: [f for f in found if Path(f).suffix.lower() in IMAGE_EXTENSIONS] for c, found in files.items()}
@@ -274,7 +257,7 @@ def _class_images(
         pictures.append(_resize(picture[None], image_size)[0])
         stored.append(info)
     y = torch.tensor([label for label, found in enumerate(images.values()) for _ in found])
-    notes = ([f"{skipped} non-image files skipped"] if skipped else []) + (notes or [])
+    notes = ((f"{skipped} non-image files skipped",) if skipped else ()) + notes
     description = f"{origin} ({len(y)} images{''.join(', ' + n for n in notes)})"
     values = sum(w * h * (3 if MODE_WORDS.get(mode) == "colour" else 1) for _, (w, h), mode in stored) / len(stored)
     return ImageSet(torch.stack(pictures), y, list(images), description, _as_stored(stored), values)
@@ -291,8 +274,7 @@ def _as_stored(found: list[tuple[str, tuple[int, int], str]]) -> str:
 
 
 def _npz(path: Path) -> ImageSet:
-    """``x``: N x H x W or N x 1 x H x W (integers 0-255, floats in [0, 1] or 0-255, or booleans); ``y``: N labels
-    0..K-1; optional ``classes``: K names."""
+    """``x``: N x (1 x) H x W pixels (see ``_pixels``); ``y``: N labels 0..K-1; optional ``classes``: K names."""
     advice = "save it again with numpy.savez(path, x=images, y=labels)"
     try:
         loaded = np.load(path, mmap_mode="r", allow_pickle=False)
@@ -350,11 +332,8 @@ def _check_npz_members(npz: np.lib.npyio.NpzFile, path: Path) -> None:
     for member in npz.zip.infolist():
         with npz.zip.open(member) as f:
             try:
-                version = np.lib.format.read_magic(f)
-                header = (
-                    np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-                )
-                shape, _, dtype = header(f)
+                old = npy.read_magic(f) == (1, 0)
+                shape, _, dtype = (npy.read_array_header_1_0 if old else npy.read_array_header_2_0)(f)
             except ValueError:
                 raise LabError(
                     f"{path}: member {member.filename} is not a numpy array; keep only the arrays x, y and classes"

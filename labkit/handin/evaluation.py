@@ -43,17 +43,15 @@ class Evaluation:
 
 
 def checkpoint_data(checkpoint: dict, source: str | None = None, lab_split: bool = False, **overrides) -> LabData:
-    """The data a checkpoint is scored on: ``source``, or the stored one only if it is the built-in set (a file must
-    not choose what a grader's machine reads); with ``lab_split``, the lab's split whatever the file stores (a
-    grader's run), else the stored split settings with ``overrides``. Images are normalised as in training."""
+    """The data a checkpoint is scored on, normalised as in training: ``source`` (a stored one only if built-in: a file
+    must not choose what a grader's machine reads), split as the lab (``lab_split``) or as stored with ``overrides``."""
     stored = checkpoint["data"]["config"] if checkpoint["data"] else None
     if source is None and (stored or {}).get("source") != BUILTIN:
         if stored is None:
             raise LabError("this checkpoint stores no data settings (a bare state dict); pass --data SOURCE")
         where = safe_text.printable(stored["source"], 80)
         raise LabError(f"it was trained on {where}, which is not read from a checkpoint: pass --data with that data")
-    image_size = config_from_dict(checkpoint["model_config"]).image_size
-    changes = {"source": source or BUILTIN, "image_size": image_size}
+    changes = {"source": source or BUILTIN, "image_size": config_from_dict(checkpoint["model_config"]).image_size}
     if lab_split or stored is None:
         config = DataConfig(**changes)
     else:
@@ -80,12 +78,7 @@ def evaluate_checkpoint(
     with torch.inference_mode():
         loss, accuracy = evaluate(model, data.batches("test", eval_batch(config)))
     result = Evaluation(checkpoint, count_parameters(model), accuracy, loss, len(data.test), data.test_fingerprint)
-    result.warnings = _warnings(checkpoint, data, accuracy, lab_split)
-    return result
-
-
-def _warnings(checkpoint: dict, data: LabData, accuracy: float, lab_split: bool) -> list[str]:
-    stored, found = checkpoint["data"], []
+    stored, found, score = checkpoint["data"], result.warnings, result.stored_accuracy
     if checkpoint["classes"] != data.classes:
         found.append(
             f"its classes ({safe_text.printable(', '.join(checkpoint['classes']), 80)}) are not the data's "
@@ -99,11 +92,10 @@ def _warnings(checkpoint: dict, data: LabData, accuracy: float, lab_split: bool)
     bad = sum(int((~torch.isfinite(t)).sum()) for t in checkpoint["model_state"].values() if t.is_floating_point())
     if bad:
         found.append(f"{bad:,} of its weights are NaN or infinite")
-    score = checkpoint["metrics"].get("test_accuracy") if checkpoint["metrics"] else None
     if stored and stored["test_fingerprint"] and stored["test_fingerprint"] != data.test_fingerprint:
         found.append("its test split differs from the one it was scored on (other data or split): not comparable")
     elif score is not None and fraction(score) is None:
         found.append(f"its stored accuracy is not a number ({safe_text.printable(score, 40)})")
     elif score is not None and abs(score - accuracy) > 1e-9:
         found.append(f"stored accuracy {score * 100:.2f}% differs from the re-measured {accuracy * 100:.2f}%")
-    return found
+    return result

@@ -1,9 +1,5 @@
-"""Checking submitted checkpoints: each file loaded safely, rebuilt, re-scored on the lab's split, one row each.
-
-Nothing in a file can stop the batch or forge the table: each row is built inside its own guard (a bad file is one
-ERROR row with the reason), every string a file carries is shown as printable text and never as a spreadsheet formula,
-and the test split is the lab's whatever the file stores.
-"""
+"""Checking submitted checkpoints: each loaded safely, rebuilt and re-scored on the lab's split, one row each. Nothing
+in a file can stop the batch or forge the table: a bad file is one ERROR row, its text printable, never a formula."""
 
 from __future__ import annotations
 
@@ -39,6 +35,9 @@ class Grade:
     note: str = ""
 
 
+Progress = Callable[[int, int, Grade], None]  # told each row as it is graded: its number, the total, the row
+
+
 @dataclass(frozen=True)
 class Submission:
     label: str  # how its row names it
@@ -47,8 +46,7 @@ class Submission:
 
 
 def submissions(paths: list[str | Path]) -> list[Submission]:
-    """The checkpoint files named, and those anywhere inside the folders named (hidden names, __MACOSX and links to
-    folders passed over); a missing path or a folder that cannot be listed is kept, to get its ERROR row."""
+    """The files named and the checkpoints in the folders named; a missing or unlistable one gets its ERROR row."""
     found = []
     for given in map(Path, paths):
         if not given.is_dir():
@@ -69,8 +67,7 @@ def submissions(paths: list[str | Path]) -> list[Submission]:
 
 
 def grade_one(submission: Submission, source: str | None, baseline: float) -> tuple[Grade, str | None]:
-    """One file's row, and the run fingerprint it stores. Whatever is wrong with a file becomes its ERROR row: a
-    LabError names the problem; anything else means a file shaped in a way labkit did not foresee."""
+    """One file's row and the run fingerprint it stores; whatever is wrong with the file becomes its ERROR row."""
     path, name = submission.path, safe_text.printable(submission.label)
     named = safe_text.printable(student_of(path), 60)
     if submission.problem:
@@ -81,16 +78,10 @@ def grade_one(submission: Submission, source: str | None, baseline: float) -> tu
         stored_id = safe_text.printable(checkpoint["student_id"], 60)
         if stored_id != named:
             notes.append(f"the file stores student id '{stored_id}', but its name gives '{named}'")
+        preset, note = safe_text.printable(checkpoint["preset"], 20), safe_text.printable("; ".join(notes), 400)
+        stored, verdict = fraction(result.stored_accuracy), "PASS" if result.accuracy > baseline else "FAIL"
         row = Grade(
-            name,
-            stored_id,
-            safe_text.printable(checkpoint["preset"], 20),
-            int(result.params),
-            result.test_size,
-            fraction(result.stored_accuracy),
-            float(result.accuracy),
-            "PASS" if result.accuracy > baseline else "FAIL",
-            safe_text.printable("; ".join(notes), 400),
+            name, stored_id, preset, int(result.params), result.test_size, stored, float(result.accuracy), verdict, note
         )
         return row, checkpoint["run_fingerprint"]
     except LabError as err:
@@ -101,23 +92,16 @@ def grade_one(submission: Submission, source: str | None, baseline: float) -> tu
 
 
 def grade(
-    paths: list[str | Path],
-    source: str | None = None,
-    baseline: float = BASELINE,
-    progress: Callable[[int, int, Grade], None] | None = None,
+    paths: list[str | Path], source: str | None = None, baseline: float = BASELINE, progress: Progress | None = None
 ) -> list[Grade]:
-    """Every submission's row; rows that share their bytes, run fingerprint or student id with an earlier row say so
-    (every default run on the built-in data shares one fingerprint: a fact, not a finding)."""
+    """Every submission's row, noting the bytes, run fingerprint or student id it shares with an earlier row."""
     files = submissions(paths)
     grades, first = [], {}
     for i, submission in enumerate(files, 1):
         row, fingerprint = grade_one(submission, source, baseline)
-        same = [
-            ("bytes", _digest(submission.path) if row.params is not None else None),
-            ("run fingerprint", fingerprint),
-            ("student id", row.student_id if row.params is not None else None),
-        ]
-        for what, key in same:
+        read = row.params is not None  # an ERROR row's bytes and id are not compared
+        same = {"bytes": _digest(submission.path) if read else None, "run fingerprint": fingerprint}
+        for what, key in (same | {"student id": row.student_id if read else None}).items():
             if key is not None and (what, key) in first:
                 row.note = "; ".join(filter(None, [row.note, f"same {what} as {first[(what, key)]}"]))
             first.setdefault((what, key), row.file)

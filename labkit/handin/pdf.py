@@ -1,5 +1,5 @@
-"""The hand-in as a PDF: the report's HTML printed by a headless Chromium, the same pages a student gets from a
-browser's own Print → Save as PDF (the report's print stylesheet sets them up)."""
+"""The hand-in as a PDF: the report's HTML printed by a headless Chromium, the pages a browser's Print → Save as PDF
+gives (the report's print stylesheet sets them up)."""
 
 from __future__ import annotations
 
@@ -22,25 +22,16 @@ def find_chromium() -> str | None:
 
 
 def print_pdf(html: Path, pdf: Path, out: TextIO, replaceable: bool = True) -> Path | None:
-    """Print ``html`` to ``pdf`` and return it (a file already there kept aside unless ``replaceable``); without a
-    Chromium, say in one line how to print it by hand and return None."""
+    """``html`` printed to ``pdf`` (one there kept aside unless ``replaceable``); None, saying how, without Chromium."""
     browser = find_chromium()
     if browser is None:
         print(f"No Chromium or Chrome found to print the PDF: {HOW_TO_PRINT.format(html=shown(html))}.", file=out)
         return None
     with tempfile.TemporaryDirectory(prefix="labkit-pdf-") as scratch:
-        printed = Path(scratch) / "report.pdf"
-        flags = [
-            "--headless",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-pdf-header-footer",
-            f"--user-data-dir={Path(scratch) / 'profile'}",
-            f"--print-to-pdf={printed}",
-        ]
+        printed, profile = Path(scratch) / "report.pdf", Path(scratch) / "profile"
+        flags = ["--headless", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
+        flags += ["--disable-component-update", "--disable-sync", "--no-pdf-header-footer"]
+        flags += [f"--user-data-dir={profile}", f"--print-to-pdf={printed}"]
         if os.geteuid() == 0:  # Chromium refuses to run its sandbox as root (containers, CI)
             flags.append("--no-sandbox")
         try:

@@ -1,6 +1,5 @@
-"""Text a student controls (class-folder names, data paths, strings stored in a checkpoint), made safe where it is
-shown: in Markdown, which the report renders as HTML a grader opens; on a terminal; in a CSV a spreadsheet opens.
-"""
+"""Text a student controls (class-folder names, data paths, strings in a checkpoint), made safe where it is shown: in
+Markdown the report renders as HTML a grader opens, on a terminal, in a CSV a spreadsheet opens."""
 
 from __future__ import annotations
 
@@ -8,21 +7,18 @@ import html
 import re
 import unicodedata
 
-# Markdown's punctuation that could make emphasis, a link or an image, a table cell, code or strike-through mid-line
-# (where labkit puts student text); < > & are escaped as HTML.
+# Markdown's punctuation that makes emphasis, a link, a table cell, code or strike-through mid-line; < > & are HTML.
 _MARKDOWN = re.compile(r"([\\`*_\[\]|~])")
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet reads as the start of a formula (OWASP)
 
 
 def markdown(text: object) -> str:
-    """``text`` as literal Markdown: HTML characters escaped (no element or attribute can appear), Markdown's
-    punctuation backslash-escaped (no emphasis, link or table cell), control characters shown as spaces."""
+    """``text`` as literal Markdown: printable, HTML characters escaped, Markdown's punctuation backslash-escaped."""
     return html.escape(_MARKDOWN.sub(r"\\\1", printable(text)), quote=False)
 
 
 def printable(text: object, limit: int = 200) -> str:
-    """``text`` on one line for a terminal or a log: control characters (newlines, ANSI escapes) and format characters
-    (bidi overrides, zero-width spaces) become spaces; past ``limit`` characters it is cut with an ellipsis."""
+    """``text`` on one line, control and format characters (ANSI, bidi, zero-width) as spaces, cut at ``limit``."""
     text = str(text)[: limit + 1]
     shown = "".join(" " if unicodedata.category(c) in ("Cc", "Cf") else c for c in text)
     return shown if len(shown) <= limit else shown[: limit - 1] + "…"
