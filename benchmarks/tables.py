@@ -9,6 +9,8 @@ maintainers'. ``run.py`` writes its own block (``benchmark``) the same way.
 from __future__ import annotations
 
 import csv
+import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -90,6 +92,68 @@ def mean_table(name: str, label: str) -> list[str]:
     return lines
 
 
+def teacher_rows() -> list[dict]:
+    return [json.loads(line) for line in (RESULTS / "teachers.jsonl").read_text().splitlines()]
+
+
+TAUGHT = {  # the judged rows of teachers.py, in the table's order
+    "teacher": "CNN, the teacher (30 epochs)",
+    "cnn-same-minute": "CNN for the ViT's minute (50 epochs)",
+    "pure": "ViT, fast preset (the default)",
+    "lg": "**ViT taught by locality guidance (adopted)**",
+    "deit": "ViT taught by DeiT's distillation token",
+}
+
+
+def teachers() -> list[str]:
+    """The judging half (B) of each set's held-out images: mean ± std over seeds 0-2, each row's gap to the CNN of the
+    same minute, and the student's and the teacher's training times apart."""
+    rows = [r for r in teacher_rows() if not r.get("prototype") or r["kind"] != "lg"]
+    found = {
+        k: {s: [r for r in rows if r["kind"] == k and r["set"] == s and r["seed"] < 3] for s in SETS} for k in TAUGHT
+    }
+    mean = {k: {s: statistics.mean(r["accuracy_B"] for r in found[k][s]) for s in SETS} for k in TAUGHT}
+    lines = [
+        "| model (3 seeds each) | " + " | ".join(SETS) + " | gap to the same-minute CNN | student s | teacher s |",
+        "|---|" + "---:|" * (len(SETS) + 3),
+    ]
+    for kind, name in TAUGHT.items():
+        spread = {s: statistics.stdev(r["accuracy_B"] for r in found[kind][s]) for s in SETS}
+        cells = [f"{pct(mean[kind][s])} ± {pct(spread[s])}" for s in SETS]
+        every = [r for s in SETS for r in found[kind][s]]
+        gap = " / ".join(f"{(mean[kind][s] - mean['cnn-same-minute'][s]) * 100:+.1f}" for s in SETS)
+        teacher = statistics.mean(r.get("teacher_seconds", 0) for r in every)
+        times = f"{statistics.mean(r['seconds'] for r in every):.0f} | {f'{teacher:.0f}' if teacher else '-'}"
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {'' if kind == 'cnn-same-minute' else gap} | {times} |")
+    return lines
+
+
+def selection() -> list[str]:
+    """Locality guidance's blocks and weight, chosen at seed 0 on the selection half (A) by the worst set's gap to the
+    same-minute CNN, ties by the mean gap (the prototype's runs)."""
+    rows = [r for r in teacher_rows() if r["seed"] == 0 and "accuracy_A" in r]
+    cnn = {r["set"]: r["accuracy_A"] for r in rows if r["kind"] == "cnn-same-minute"}
+    tried = [r for r in rows if r["kind"] == "deit" or (r["kind"] == "lg" and r.get("prototype"))]
+    lines = [
+        "| taught by | " + " | ".join(SETS) + " | worst gap to the CNN | mean gap |",
+        "|---|" + "---:|" * (len(SETS) + 2),
+    ]
+    lines.append("| (the same-minute CNN) | " + " | ".join(pct(cnn[s]) for s in SETS) + " | | |")
+    for r in sorted(
+        (r for r in tried if r["set"] == SETS[0]), key=lambda r: (r["kind"], r.get("blocks"), r.get("weight"))
+    ):
+        name = f"guidance into blocks {r['blocks']}, weight {r['weight']:g}" if r["kind"] == "lg" else "DeiT token"
+        found = {s: next(x["accuracy_A"] for x in tried if x["set"] == s and _same(x, r)) for s in SETS}
+        gaps = [(found[s] - cnn[s]) * 100 for s in SETS]
+        cells = " | ".join(pct(found[s]) for s in SETS)
+        lines.append(f"| {name} | {cells} | {min(gaps):+.1f} | {statistics.mean(gaps):+.2f} |")
+    return lines
+
+
+def _same(a: dict, b: dict) -> bool:
+    return a["kind"] == b["kind"] and a.get("blocks") == b.get("blocks") and a.get("weight") == b.get("weight")
+
+
 def summary() -> list[str]:
     """The main README's table: the presets and the 20-epoch fast run on the three sets, mean over the seeds."""
     with SUMMARY.open() as f:
@@ -117,6 +181,8 @@ BLOCKS = {
     "sweep-clothes": lambda: sweep("sweep_hard.csv"),
     "candidates": candidates,
     "priors": lambda: mean_table("priors_summary.csv", "variant"),
+    "teachers": teachers,
+    "teachers-selection": selection,
 }
 
 
