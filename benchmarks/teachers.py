@@ -5,10 +5,10 @@ and a judging half (B: every comparison). Jobs come from a plan (a JSON list of 
 appends one JSON line to results/teachers.jsonl:
 - ``teacher``: the lab's CNN preset, the teacher (its time is reported apart from the student's);
 - ``cnn-same-minute``: the CNN trained for 50 epochs, about the pure ViT's minute;
-- ``pure``: the fast preset's ViT; ``lg``: the same, taught by locality guidance (labkit.teaching; ``blocks`` and
+- ``pure``: the fast preset's ViT; ``lg``: the same, taught by locality guidance (labkit.small_data; ``blocks`` and
   ``weight`` override the adopted ones for the selection runs); ``deit``: taught by DeiT's distillation token (below).
 
-The selection runs (lg with other blocks or weights, seed 0) were made by the prototype of labkit.teaching, whose 1x1
+The selection runs (lg with other blocks or weights, seed 0) were made by the prototype of labkit.small_data, whose 1x1
 alignment convolutions drew their starting weights before the run's seed was set instead of after.
 """
 
@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from sets import DEVELOPMENT_SETS
 from torch import nn
 
-from labkit import teaching
+from labkit import small_data as teaching
 from labkit.data import Split, load_data
 from labkit.metrics import EVAL_BATCH, correct
 from labkit.models import build_model, fit_to_data

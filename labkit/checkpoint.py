@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import pickle
 import platform
 import re
@@ -22,7 +21,7 @@ from torch import nn
 
 from labkit import __version__
 from labkit.data import DataConfig, LabData
-from labkit.errors import LabError
+from labkit.errors import LabError, has_type
 from labkit.handin import safe_text
 from labkit.handin.safe_write import shown, write_whole
 from labkit.models import ModelConfig, build_model, config_from_dict, config_to_dict
@@ -34,10 +33,9 @@ from labkit.train import History, TrainConfig
 FORMAT = "labkit-checkpoint"
 VERSION = 3  # 3: the ViT config's locality start is one field, init
 # Every field, with the type it must have: a file is checked against these before anything reads it.
-KINDS = {"format": str, "version": int, "model_state": dict, "model_config": dict, "preset": str, "student_id": str}
-KINDS |= {"classes": list, "train_config": dict | None, "seed": int | None, "normalization": dict | None}
-KINDS |= {"data": dict | None, "metrics": dict | None, "run_fingerprint": str | None, "versions": dict | None}
-KINDS |= {"created": str | None}
+KINDS = dict(format=str, version=int, model_state=dict, model_config=dict, preset=str, student_id=str, classes=list)
+KINDS |= dict(train_config=dict | None, seed=int | None, normalization=dict | None, data=dict | None)
+KINDS |= dict(metrics=dict | None, run_fingerprint=str | None, versions=dict | None, created=str | None)
 KEYS = tuple(KINDS)
 MAX_FILE_BYTES = 1 << 30  # 1 GiB: the reference model's checkpoint is about 22 MB
 
@@ -78,10 +76,9 @@ def make_checkpoint(
     about |= {"test_fingerprint": data.test_fingerprint, "sizes": sizes}
     metrics = {"test_accuracy": hist.final_accuracy, "test_loss": hist.eval_loss[-1], "history": hist.to_dict()}
     versions = {"labkit": __version__, "torch": str(torch.__version__), "python": platform.python_version()}
-    run = run_fingerprint(model_config, train, seed, data.fingerprint)
     checkpoint |= dict(train_config=asdict(train), seed=seed, normalization={"mean": data.mean, "std": data.std})
-    created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    return checkpoint | dict(data=about, metrics=metrics, run_fingerprint=run, versions=versions, created=created)
+    checkpoint |= dict(run_fingerprint=run_fingerprint(model_config, train, seed, data.fingerprint), versions=versions)
+    return checkpoint | dict(data=about, metrics=metrics, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 
 
 def save_checkpoint(checkpoint: dict, path: str | Path, out: TextIO | None = None) -> Path:
@@ -106,13 +103,11 @@ def _check_archive(path: Path) -> None:
     """Refuse a file that would make torch allocate more than it holds: torch.save never compresses a zip entry."""
     if path.stat().st_size > MAX_FILE_BYTES:
         raise LabError(f"{path} is {path.stat().st_size / 2**30:.1f} GiB, over the 1 GiB a lab checkpoint may be")
-    if not zipfile.is_zipfile(path):
-        return  # torch's legacy format: read as it is, never larger than the file
     try:
         with zipfile.ZipFile(path) as archive:
             packed = next((i.filename for i in archive.infolist() if i.compress_type != zipfile.ZIP_STORED), None)
     except (zipfile.BadZipFile, OSError, ValueError):
-        return  # torch.load reports the damage
+        return  # torch's legacy format (never larger than the file), or damage that torch.load reports
     if packed is not None:
         raise LabError(
             f"{path} holds a compressed entry ({safe_text.printable(packed, 60)}), which torch.save never writes; "
@@ -152,8 +147,7 @@ def load_checkpoint(path: str | Path) -> dict:
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         # Newer torch names the refused global "GLOBAL posix.system", torch 2.1 "Unsupported class posix.system".
-        found = re.search(r"(?:GLOBAL|Unsupported class) ([\w.]+)", str(err), re.IGNORECASE)
-        if found:
+        if found := re.search(r"(?:GLOBAL|Unsupported class) ([\w.]+)", str(err), re.IGNORECASE):
             raise LabError(
                 f"{path} refused: it carries pickled code or objects ({found.group(1)}), which were not run; only "
                 "tensors and plain data are loaded (weights_only=True): save the state dict or a labkit checkpoint"
@@ -163,11 +157,8 @@ def load_checkpoint(path: str | Path) -> dict:
         ) from None
     except Exception as err:  # weights_only=True runs no code, so whatever else fails means an unreadable file
         reason = next(iter(str(err).splitlines()), "") or err.__class__.__name__
-        empty = path.stat().st_size == 0
-        raise LabError(
-            f"{path} is not a readable checkpoint ({'an empty file' if empty else f'corrupt or truncated: {reason}'}); "
-            "save it again with torch.save"
-        ) from None
+        why = "an empty file" if path.stat().st_size == 0 else f"corrupt or truncated: {reason}"
+        raise LabError(f"{path} is not a readable checkpoint ({why}); save it again with torch.save") from None
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
         _check_state(_checked(obj, path)["model_state"], path)
         return obj
@@ -176,8 +167,7 @@ def load_checkpoint(path: str | Path) -> dict:
         config, head = get_preset("reference").model, obj.get("mlp_head.1.weight")
         if head is not None and head.ndim == 2:
             config = replace(config, num_classes=head.shape[0])
-        classes = [str(c) for c in range(config.num_classes)]
-        return make_checkpoint(obj, config, "reference", student_of(path), classes)
+        return make_checkpoint(obj, config, "reference", student_of(path), [str(c) for c in range(config.num_classes)])
     raise LabError(
         f"{path} is neither a labkit checkpoint nor a state dict of the lab's ViT; "
         "save it with `python -m labkit train` or torch.save(model.state_dict(), path)"
@@ -192,8 +182,7 @@ def _checked(checkpoint: dict, path: Path) -> dict:
     def damaged(what: str) -> LabError:
         return LabError(f"{path} is a damaged labkit checkpoint: {safe_text.printable(what, 120)}; save it again")
 
-    missing = [key for key in KEYS if key not in checkpoint]
-    if missing:
+    if missing := [key for key in KEYS if key not in checkpoint]:
         raise damaged(f"it lacks {', '.join(missing)}")
     for key, kind in KINDS.items():
         if not isinstance(checkpoint[key], kind) or isinstance(checkpoint[key], bool):
@@ -203,7 +192,7 @@ def _checked(checkpoint: dict, path: Path) -> dict:
     if not all(isinstance(c, str) for c in checkpoint["classes"]):
         raise damaged("classes holds names that are not text")
     norm = checkpoint["normalization"]
-    if norm is not None and not (_number(norm.get("mean")) and _number(norm.get("std")) and norm["std"] > 0):
+    if norm is not None and not (all(has_type(norm.get(k), float) for k in ("mean", "std")) and norm["std"] > 0):
         raise damaged("normalization is not a finite mean and a positive std")
     config_from_dict(checkpoint["model_config"])
     data = checkpoint["data"]
@@ -222,23 +211,16 @@ def _a(value: object) -> str:
     return "None" if value is None else f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 
-def _number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def model_from_checkpoint(checkpoint: dict) -> nn.Module:
     """The model rebuilt with its weights; a mismatch is one line naming the first differing parameter, not the list."""
     model = build_model(config_from_dict(checkpoint["model_config"]))
     expected, state = model.state_dict(), checkpoint["model_state"]
     wrong = sorted(k for k in expected.keys() & state.keys() if expected[k].shape != state[k].shape)
     missing, unexpected = sorted(expected.keys() - state.keys()), sorted(state.keys() - expected.keys())
-    problems = [  # each kind of mismatch counted and named by its first parameter, if any
-        f"{len(wrong)} shapes differ, e.g. {k}: {tuple(state[k].shape)} in the file, "
-        f"{tuple(expected[k].shape)} in the model"
-        for k in wrong[:1]
-    ]
-    problems += [f"{len(missing)} missing, e.g. {k}" for k in missing[:1]]
-    problems += [f"{len(unexpected)} unexpected, e.g. {k}" for k in unexpected[:1]]
+    shapes = {k: f": {tuple(state[k].shape)} in the file, {tuple(expected[k].shape)} in the model" for k in wrong}
+    found = {"shapes differ": wrong, "missing": missing, "unexpected": unexpected}
+    # each kind of mismatch counted and named by its first parameter (with both shapes where they differ), if any
+    problems = [f"{len(keys)} {what}, e.g. {keys[0]}{shapes.get(keys[0], '')}" for what, keys in found.items() if keys]
     if problems:
         raise LabError(
             f"checkpoint weights do not fit its {checkpoint['preset']!r} model ({'; '.join(problems)}); "

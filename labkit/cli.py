@@ -1,15 +1,13 @@
-"""``python -m labkit``: train, evaluate, summarise, write the hand-in report and grade submissions.
-
-Each command imports torch only when it runs, so --help and argument errors answer at once. Errors the user can fix
-are one line on stderr and exit status 2; anything else is a bug and keeps its traceback.
-"""
+"""``python -m labkit``: train, evaluate, summarise, write the hand-in report and grade submissions. Each command
+imports torch only when it runs, so --help and argument errors answer at once. Errors the user can fix are one line
+on stderr and exit status 2; anything else is a bug and keeps its traceback."""
 
 from __future__ import annotations
 
-import argparse
 import errno
 import signal
 import sys
+from argparse import ArgumentParser, ArgumentTypeError, Namespace
 
 from labkit.errors import LabError
 from labkit.lab import AUGMENTATIONS, BASELINE, BUILTIN, PRESET_NAMES, VIT_PRESET_NAMES
@@ -19,11 +17,10 @@ DEFAULTS = RunConfig()  # the command line's defaults are the settings cell's
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    previous = signal.signal(signal.SIGTERM, _stop)  # a kill ends a run as Ctrl-C does: kernels and temp files go
+    args = build_parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill as Ctrl-C: kernels, temp files go
     try:
-        return args.command(args)
+        return args.command(args) or 0  # a command returns None when it succeeds, else its exit status
     except LabError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -39,15 +36,11 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _stop(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m labkit", description="The ViT lab's helper commands.")
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="python -m labkit", description="The ViT lab's helper commands.")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    def command(name: str, text: str, run) -> argparse.ArgumentParser:
+    def command(name: str, text: str, run) -> ArgumentParser:
         found = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
         found.set_defaults(command=run)
         return found
@@ -82,15 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     autograder.add_argument("--points", type=int, default=10, help="the assignment's points (default: 10)")
     autograder.add_argument("--out", default=".", help="folder for autograder.zip (default: here)")
 
-    summary = command("summary", "the torchinfo table of a preset, with the lab's columns and depth", cmd_summary)
-    summary.add_argument(
-        "--preset", default=DEFAULTS.preset, choices=PRESET_NAMES, help=f"(default: {DEFAULTS.preset})"
-    )
-    summary.add_argument("--num-classes", type=int, metavar="K", help="classes of the head (default: the preset's)")
+    table = command("summary", "the torchinfo table of a preset, with the lab's columns and depth", cmd_summary)
+    table.add_argument("--preset", default=DEFAULTS.preset, choices=PRESET_NAMES, help=f"(default: {DEFAULTS.preset})")
+    table.add_argument("--num-classes", type=int, metavar="K", help="classes of the head (default: the preset's)")
     return parser
 
 
-def add_data_arguments(parser: argparse.ArgumentParser, default: str | None = BUILTIN) -> None:
+def add_data_arguments(parser: ArgumentParser, default: str | None = BUILTIN) -> None:
     shown = default or f"{BUILTIN} if the checkpoint was trained on it"
     where = f"a folder of class subfolders, a .zip of one, an .npz, or {BUILTIN} (default: {shown}); data/README.md"
     parser.add_argument("--data", default=default, metavar="SOURCE", help=where)
@@ -98,9 +89,7 @@ def add_data_arguments(parser: argparse.ArgumentParser, default: str | None = BU
     parser.add_argument("--per-class", type=int, metavar="N", help="keep the first N images of each class")
 
 
-def add_run_arguments(
-    parser: argparse.ArgumentParser, presets: tuple, out: str, out_default: str | None = None
-) -> None:
+def add_run_arguments(parser: ArgumentParser, presets: tuple, out: str, out_default: str | None = None) -> None:
     """The settings of a run (settings.RunConfig) besides its data."""
     parser.add_argument("--preset", default=DEFAULTS.preset, choices=presets, help=f"(default: {DEFAULTS.preset})")
     parser.add_argument("--epochs", type=int, help="override the preset's number of epochs")
@@ -115,9 +104,7 @@ def parse_classes(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(part) for part in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a comma-separated list of class indices, e.g. 0,1,2"
-        ) from None
+        raise ArgumentTypeError(f"{text!r} is not a comma-separated list of class indices, e.g. 0,1,2") from None
 
 
 def parse_baseline(text: str) -> float:
@@ -125,56 +112,49 @@ def parse_baseline(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number; give a percentage such as 60") from None
+        raise ArgumentTypeError(f"{text!r} is not a number; give a percentage such as 60") from None
     if not 0 < value < 100:
-        raise argparse.ArgumentTypeError(f"{text} is not a pass mark; give a percentage in (0, 100), such as 60")
+        raise ArgumentTypeError(f"{text} is not a pass mark; give a percentage in (0, 100), such as 60")
     return value if value <= 1 else value / 100
 
 
-def data_options(args: argparse.Namespace) -> dict:
-    return {"classes": args.classes, "per_class": args.per_class}
-
-
-def run_config(args: argparse.Namespace) -> RunConfig:
+def run_config(args: Namespace) -> RunConfig:
     """The run's settings from the command line, checked before torch loads."""
     names = ("student_id", "data", "preset", "epochs", "augment", "seed")
     return RunConfig(**{name: getattr(args, name) for name in names}, outputs=args.out)
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def cmd_train(args: Namespace) -> None:
     settings = run_config(args)
     from labkit.run import data_for, train_run
 
-    data = data_for(settings, **data_options(args))
+    data = data_for(settings, classes=args.classes, per_class=args.per_class)
     print(f"Data: {data.description}: {len(data.train)} train / {len(data.test)} test, {len(data.classes)} classes")
     train_run(data, settings, device=args.device, progress=not args.no_progress, teacher=args.teacher)
-    return 0
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
+def cmd_evaluate(args: Namespace) -> None:
     from labkit import threads
     from labkit.handin.evaluation import evaluate_checkpoint, fraction
 
     threads.cap()
-    result = evaluate_checkpoint(args.checkpoint, args.data, **data_options(args))
+    result = evaluate_checkpoint(args.checkpoint, args.data, classes=args.classes, per_class=args.per_class)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     stored = fraction(result.stored_accuracy)
     stored = "n/a" if stored is None else f"{stored * 100:.2f}%"
     accuracy = f"{result.accuracy * 100:.2f}% on {result.test_size} images"
     print(f"{args.checkpoint}: test accuracy {accuracy} (stored: {stored})")
-    return 0
 
 
-def cmd_report(args: argparse.Namespace) -> int:
+def cmd_report(args: Namespace) -> None:
     settings = run_config(args)
     from labkit.handin.report import make_report
 
     make_report(settings, pdf=args.pdf)
-    return 0
 
 
-def cmd_grade(args: argparse.Namespace) -> int:
+def cmd_grade(args: Namespace) -> int:
     from labkit import threads
     from labkit.handin.grading import check_csv_target, grade, progress_line, table, write_csv
 
@@ -190,14 +170,13 @@ def cmd_grade(args: argparse.Namespace) -> int:
     return 0 if all(g.result == "PASS" for g in grades) else 1
 
 
-def cmd_autograder(args: argparse.Namespace) -> int:
+def cmd_autograder(args: Namespace) -> None:
     from labkit.handin.autograder import build
 
     print(f"wrote {build(args.out, args.data, args.baseline, args.points)}")
-    return 0
 
 
-def cmd_summary(args: argparse.Namespace) -> int:
+def cmd_summary(args: Namespace) -> None:
     import shutil
 
     from labkit.handin.guard import check_size
@@ -213,8 +192,6 @@ def cmd_summary(args: argparse.Namespace) -> int:
     check_size(config)
     table = render(summarize(build_model(config), col_width=column_width(terminal)))
     print(table)
-    width = max(len(line) for line in table.splitlines())
-    if width > terminal:
+    if (width := max(len(line) for line in table.splitlines())) > terminal:
         wider = "widen the terminal, or read it with `python -m labkit summary | less -S`"
         print(f"(the table is {width} characters wide, the terminal {terminal}: {wider})", file=sys.stderr)
-    return 0

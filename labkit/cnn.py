@@ -42,7 +42,7 @@ class CNN(nn.Module):
         self.head = nn.Sequential(nn.Dropout(c.dropout), nn.Linear(c.features, c.num_classes))
 
     def stages(self, img: torch.Tensor) -> list[torch.Tensor]:
-        """Each block's map before its pooling, and the last conv's: what a taught ViT imitates (teaching.py)."""
+        """Each block's map before its pooling, and the last conv's: what a taught ViT imitates (small_data.py)."""
         maps, x = [], img
         for layer in self.features:
             if isinstance(layer, nn.MaxPool2d):

@@ -85,27 +85,17 @@ class LabData:
         self, part: str, batch_size: int = 64, augment: str = "none", seed: int = 0, device: torch.device | str = "cpu"
     ) -> Batches:
         """Batches of normalised images and labels; only the training part is shuffled (by ``seed``) and augmented."""
-        split, train = self.split(part), part == "train"
-        return Batches(split, self.mean, self.std, batch_size, train, augment if train else "none", seed, device)
+        return Batches(self, part, batch_size, augment, seed, device)
 
 
 class Batches:
     """One split as (images, labels) batches, each made in one tensor operation: a per-image Dataset is slower."""
 
-    def __init__(
-        self,
-        split: Split,
-        mean: float,
-        std: float,
-        batch_size: int,
-        shuffle: bool,
-        augment: str,
-        seed: int,
-        device: torch.device | str,
-    ) -> None:
+    def __init__(self, data: LabData, part: str, batch_size: int, augment: str, seed: int, device: torch.device | str):
+        split, self.shuffle = data.split(part), part == "train"
         self.x, self.y = split.x.to(device), split.y.to(device)
-        self.mean, self.std, self.batch_size = mean, std, batch_size
-        self.shuffle, self.augment = shuffle, augment
+        self.mean, self.std, self.batch_size = data.mean, data.std, batch_size
+        self.augment = augment if self.shuffle else "none"
         self.generator = torch.Generator().manual_seed(seed)  # on the CPU: the same draws on every device
 
     def __len__(self) -> int:
@@ -157,8 +147,7 @@ def fingerprint(split: Split) -> str:
 def load_data(config: DataConfig) -> LabData:
     classes = list(config.classes) if config.classes else None
     src = load_source(config.source, config.image_size, classes, config.per_class)
-    counts = torch.bincount(src.y, minlength=len(src.classes))
-    if len(src.classes) < 2 or (counts > 0).sum() < 2:
+    if len(src.classes) < 2 or (torch.bincount(src.y, minlength=len(src.classes)) > 0).sum() < 2:
         raise LabError(f"{src.description} has only one class; a classifier needs at least two")
     parts = split_indices(src.y, config.test_fraction, config.val_fraction, config.split_seed, src.classes)
     train, val, test = (None if idx is None else Split(src.x[idx], src.y[idx]) for idx in parts)

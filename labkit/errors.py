@@ -1,5 +1,4 @@
-"""The one error type a user sees, a single line naming the problem and the fix; and the check of a config's field
-types that every config makes, so a config read from a file is refused in one line, not a traceback later."""
+"""LabError, the one error a user sees (one line: the problem and the fix), and the field type check of every config."""
 
 import math
 import types
@@ -21,22 +20,21 @@ def check_fields(config: object, what: str) -> None:
         hint = hints[field.name]
         union = typing.get_origin(hint) in (typing.Union, types.UnionType)
         value, kinds = getattr(config, field.name), typing.get_args(hint) if union else (hint,)
-        if not any(_is(value, kind) for kind in kinds):
+        if not any(has_type(value, kind) for kind in kinds):
             shown = repr(value) if len(repr(value)) < 40 else f"a {type(value).__name__}"
             raise LabError(f"invalid {what}: {field.name}={shown} is not {' or '.join(map(_name, kinds))}")
 
 
-def _is(value: object, kind: object) -> bool:
+def has_type(value: object, kind: object) -> bool:
+    """Whether ``value`` is a ``kind`` as a config takes it: a bool is no number, a float is finite, a tuple of ints."""
     if kind is type(None):
         return value is None
-    if kind is bool or kind is str:
-        return isinstance(value, kind)
     if kind is int:
         return isinstance(value, int) and not isinstance(value, bool)
     if kind is float:
         return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
     if typing.get_origin(kind) is tuple:
-        return isinstance(value, tuple) and all(_is(v, int) for v in value)
+        return isinstance(value, tuple) and all(has_type(v, int) for v in value)
     return isinstance(value, kind)
 
 

@@ -1,5 +1,4 @@
-"""The lab's fixed facts, each defined once: the pass mark, the notebooks and their cells' tags, the command line's
-names. It imports nothing heavy, so ``python -m labkit --help`` and argument errors answer before torch loads."""
+"""The lab's fixed facts, each defined once; importing nothing heavy, so ``--help`` answers before torch loads."""
 
 from __future__ import annotations
 
@@ -35,8 +34,7 @@ def lab_root() -> Path | None:
 
 def outputs_dir() -> Path:
     """Where checkpoints go by default: ``outputs/`` at the top of a clone, else in the working folder (Colab)."""
-    root = lab_root()
-    return root / "outputs" if root else Path("outputs")
+    return (lab_root() or Path()) / "outputs"
 
 
 def search_paths(path: Path) -> list[Path]:

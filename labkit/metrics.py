@@ -93,10 +93,8 @@ def _tail(k: int, n: int, q: float) -> float:
     """P(X >= k) for X ~ Binomial(n, q), summed in log space (n may be thousands)."""
     if q <= 0 or q >= 1:
         return 0.0 if q <= 0 else 1.0
-    logs = [
-        math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * math.log(q) + (n - i) * math.log1p(-q)
-        for i in range(k, n + 1)
-    ]
+    log_n, log_q, log_1q = math.lgamma(n + 1), math.log(q), math.log1p(-q)
+    logs = [log_n - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * log_q + (n - i) * log_1q for i in range(k, n + 1)]
     top = max(logs)
     return math.exp(top) * sum(math.exp(v - top) for v in logs)
 

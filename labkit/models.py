@@ -44,11 +44,10 @@ def config_from_dict(d: dict) -> ModelConfig:
     """The config a checkpoint stores, checked field by field by the config itself."""
     if not isinstance(d, dict):
         raise LabError(f"the stored model config is a {type(d).__name__}, not a dict; the file is not labkit's")
-    d = dict(d)
-    kind = d.pop("kind", "vit")
+    kind = d.get("kind", "vit")
     if not isinstance(kind, str) or kind not in MODEL_KINDS:
         raise LabError(f"unknown model kind {str(kind)[:40]!r}; this labkit builds {', '.join(MODEL_KINDS)}")
     try:
-        return MODEL_KINDS[kind][0](**d)
+        return MODEL_KINDS[kind][0](**{k: v for k, v in d.items() if k != "kind"})
     except TypeError as err:
         raise LabError(f"the stored {kind} config does not fit this labkit's ({err}); retrain with it") from None

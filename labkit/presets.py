@@ -24,6 +24,8 @@ class Preset:
 
 # The fast preset's sizes, which the hybrid shares: 49 tokens of width 64, no dropout.
 SMALL_VIT = {"patch_size": 4, "dim": 64, "heads": 4, "dim_head": 16, "mlp_dim": 128, "dropout": 0.0, "emb_dropout": 0.0}
+# The reference recipe's optimizer, as given: Adam at a constant 3e-4, without warm-up or weight decay.
+REFERENCE_OPTIMIZER = {"optimizer": "adam", "lr": 3e-4, "weight_decay": 0.0, "warmup": 0, "schedule": "constant"}
 PRESETS = {
     p.name: p
     for p in (
@@ -37,17 +39,7 @@ PRESETS = {
             "reference",
             # The lab's reference model, as its torchinfo table has it: 5,436,678 parameters for 6 classes.
             ViTConfig(patch_size=4, dim=192, depth=10, heads=8, dim_head=64, mlp_dim=384, emb_dropout=0.1),
-            TrainConfig(
-                epochs=20,
-                optimizer="adam",
-                lr=3e-4,
-                weight_decay=0.0,
-                warmup=0,
-                schedule="constant",
-                label_smoothing=0.0,
-                augment="none",
-                log_every=100,
-            ),
+            TrainConfig(epochs=20, **REFERENCE_OPTIMIZER, label_smoothing=0.0, augment="none", log_every=100),
             why="the lab's reference model and recipe, as given",
         ),
         Preset("cnn", CNNConfig(), TrainConfig(epochs=30), why="the CNN baseline, with the fast recipe"),

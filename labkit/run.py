@@ -27,7 +27,7 @@ from labkit.metrics import EVAL_BATCH, correct
 from labkit.models import build_model, fit_to_data, model_kind
 from labkit.presets import Preset, get_preset
 from labkit.settings import RunConfig, checkpoint_name
-from labkit.teaching import GUIDANCE
+from labkit.small_data import GUIDANCE
 from labkit.train import History, fit, pick_device, seed_everything
 
 
@@ -69,13 +69,11 @@ def train_run(
     log: bool = True,
     teacher: str | Path | None = None,
 ) -> Run:
-    """Train the preset and save it (in ``rescue_folder()`` if need be); ``reuse``: load the same run's instead;
-    ``teacher``: a CNN checkpoint of this data that teaches the ViT (teaching.py)."""
+    """Train the preset (taught by a CNN checkpoint) and save it, or with ``reuse`` load the same run's checkpoint."""
     out = out or sys.stdout
     p = get_preset(settings.preset)
-    train_config = p.recipe(settings.epochs, settings.augment)
     cnn = None if teacher is None else teacher_from(teacher, data, settings.preset)
-    train_config = train_config if cnn is None else replace(train_config, guidance=GUIDANCE)
+    train_config = replace(p.recipe(settings.epochs, settings.augment), guidance=0.0 if cnn is None else GUIDANCE)
     model_config = fit_to_data(p.model, len(data.classes))
     path = check_writable(settings.out_dir / checkpoint_name(settings.student_id, model_kind(model_config)))
     device = pick_device(device)
@@ -118,20 +116,17 @@ def variations(settings: RunConfig) -> dict[str, RunConfig]:
     """The runs that differ from ``settings`` in one choice left to the student: fewer epochs, or augmentation."""
     recipe = get_preset(settings.preset).recipe(settings.epochs, settings.augment)
     epochs = LAB_EPOCHS if recipe.epochs > LAB_EPOCHS else recipe.epochs // 2
-    augment = "none" if recipe.augment != "none" else "shift"
     found = {"epochs": replace(settings, epochs=epochs)} if epochs else {}
-    return found | {"augment": replace(settings, augment=augment)}
+    return found | {"augment": replace(settings, augment="none" if recipe.augment != "none" else "shift")}
 
 
 def train_variant(data: LabData, settings: RunConfig, teacher: CNN | None = None) -> tuple[nn.Module, float]:
-    """A model trained as ``settings`` say (taught by ``teacher``, if given), silently and not saved: a comparison,
-    not a hand-in; and its training time in seconds."""
+    """A model trained as ``settings`` say (taught by ``teacher``), silently, not saved; and its training seconds."""
     p = get_preset(settings.preset)
     model = build_model(fit_to_data(p.model, len(data.classes)), settings.seed)
-    recipe = p.recipe(settings.epochs, settings.augment)
-    recipe = recipe if teacher is None else replace(recipe, guidance=GUIDANCE)
-    history = fit(model, data, recipe, settings.seed, pick_device(), None, io.StringIO(), False, teacher)
-    return model.cpu().eval(), history.seconds
+    recipe = replace(p.recipe(settings.epochs, settings.augment), guidance=0.0 if teacher is None else GUIDANCE)
+    seconds = fit(model, data, recipe, settings.seed, pick_device(), None, io.StringIO(), False, teacher).seconds
+    return model.cpu().eval(), seconds
 
 
 def teacher_from(path: str | Path, data: LabData, preset: str) -> CNN:

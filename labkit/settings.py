@@ -1,5 +1,4 @@
-"""One lab run's settings, shared by the notebooks' settings cell, the command line, the report and ``run.train_run``,
-and its checkpoints' file names. It imports nothing heavy, so the command line checks settings before torch loads."""
+"""One run's settings and its checkpoints' names; light to import, so the command line checks them before torch."""
 
 from __future__ import annotations
 
@@ -24,10 +23,8 @@ def checkpoint_name(student_id: str, kind: str = "vit") -> str:
     # A letter or digit first: a leading '-' reads as an option to a grader's shell, a leading '.' hides the file.
     if not re.fullmatch(r"[^\W_][\w-]*", student_id) or len(student_id.encode()) > MAX_ID_BYTES:
         shown = student_id[:40].encode("unicode_escape").decode() + ("..." if len(student_id) > 40 else "")
-        raise LabError(
-            f"student id '{shown}' cannot name a file; use up to {MAX_ID_BYTES} letters, digits, - or _, "
-            "starting with a letter or digit"
-        )
+        rule = f"use up to {MAX_ID_BYTES} letters, digits, - or _, starting with a letter or digit"
+        raise LabError(f"student id '{shown}' cannot name a file; {rule}")
     return f"{student_id}_{kind}.pth"
 
 

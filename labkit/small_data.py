@@ -1,13 +1,14 @@
-"""The small-data extras the presets add to ``vit.py``'s ViT: shifted patches, the hybrid's stem, the locality start."""
+"""The small-data extras beside ``vit.py``'s ViT: shifted patches, the hybrid's stem, a locality start, CNN guidance."""
 
 import math
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from labkit.cnn import conv_bn_relu
+from labkit.cnn import CNN, conv_bn_relu
 from labkit.vit import Attention, ViT, ViTConfig, patch_embedding, patchify
 
 STEM_STAGES = {1: 0, 2: 1, 4: 2}  # conv-stem stride -> number of (max-pool, conv) stages after the first conv
@@ -15,8 +16,7 @@ SPT_COPIES = 5  # the image and its four diagonal shifts
 
 
 class ShiftedPatches(nn.Module):
-    """SPT's cut (Lee, Lee & Song, "Vision Transformer for Small-Size Datasets", 2021): one token per patch, whose
-    vector holds its neighbours' edges too, from four copies shifted half a patch diagonally: (b, N, 5 * p * p * c)."""
+    """SPT's cut (Lee et al., 2021): a patch with its copies in 4 half-patch diagonal shifts: (b, N, 5 * p * p * c)."""
 
     def __init__(self, patch_size: int):
         super().__init__()
@@ -33,12 +33,6 @@ class ShiftedPatches(nn.Module):
         return self.patchify(self.stacked(img))
 
 
-def shifted_patch_embedding(c: ViTConfig) -> nn.Sequential:
-    """SPT's embedding: the shifted cut, a LayerNorm over the stacked patch (Lee et al., Eq. 3), then the Linear."""
-    patch_dim = SPT_COPIES * c.channels * c.patch_size**2
-    return nn.Sequential(ShiftedPatches(c.patch_size), nn.LayerNorm(patch_dim), nn.Linear(patch_dim, c.dim))
-
-
 class ConvStem(nn.Module):
     """The hybrid's cut (Dosovitskiy et al., §3.1): a small CNN's feature map read as 1x1 patches, (b, N, width)."""
 
@@ -53,14 +47,9 @@ class ConvStem(nn.Module):
         return rearrange(self.net(img), "b c h w -> b (h w) c")
 
 
-def hybrid_embedding(c: ViTConfig) -> nn.Sequential:
-    return nn.Sequential(ConvStem(c.channels, c.conv_stem, c.patch_size), nn.Linear(c.conv_stem, c.dim))
-
-
-# Mimetic initialisation (Trockman & Kolter, "Mimetic Initialization of Self-Attention Layers", ICML 2023, §4): per
-# head W_q^T W_k = 0.7 Z + 0.7 I, so a token attends to tokens like itself; per block W_v^T W_o^T = 0.4 Z - 0.4 I.
-MIMETIC_QK = (0.7, 0.7)
-MIMETIC_VO = (0.4, -0.4)
+# Mimetic initialisation (Trockman & Kolter, "Mimetic Initialization of Self-Attention Layers", ICML 2023, §4).
+MIMETIC_QK = (0.7, 0.7)  # per head W_q^T W_k = 0.7 Z + 0.7 I, so a token attends to tokens like itself
+MIMETIC_VO = (0.4, -0.4)  # per block W_v^T W_o^T = 0.4 Z - 0.4 I
 
 
 def low_rank_factors(target: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -130,8 +119,11 @@ def locality_init(model: ViT) -> None:
 def embedding(c: ViTConfig) -> nn.Sequential:
     """The patch embedding ``c`` asks for: the hybrid's stem, SPT's shifted cut, or the paper's plain one."""
     if c.conv_stem:
-        return hybrid_embedding(c)
-    return shifted_patch_embedding(c) if c.shifted_patches else patch_embedding(c)
+        return nn.Sequential(ConvStem(c.channels, c.conv_stem, c.patch_size), nn.Linear(c.conv_stem, c.dim))
+    if not c.shifted_patches:
+        return patch_embedding(c)
+    patch_dim = SPT_COPIES * c.channels * c.patch_size**2  # SPT: a LayerNorm over the stacked patch (Lee et al., Eq. 3)
+    return nn.Sequential(ShiftedPatches(c.patch_size), nn.LayerNorm(patch_dim), nn.Linear(patch_dim, c.dim))
 
 
 def build_vit(c: ViTConfig) -> ViT:
@@ -139,3 +131,43 @@ def build_vit(c: ViTConfig) -> ViT:
     if c.init == "locality":
         locality_init(model)
     return model
+
+
+# Locality guidance (Li et al., ECCV 2022): while it trains, the ViT's early blocks imitate the CNN's feature maps.
+GUIDED_BLOCKS = (0, 2, 3)  # the ViT blocks that imitate the CNN's three stages, in order (chosen on validation)
+GUIDANCE = 5.0  # the imitation loss's weight beside the classification loss (chosen on validation)
+
+
+class Guidance(nn.Module):
+    """Training's part, never saved: hooks that keep the guided blocks' outputs, 1x1 convs to the teacher's channels."""
+
+    def __init__(self, student: ViT, teacher: CNN):
+        super().__init__()
+        self.stages, self.grid, self.kept = teacher.eval().stages, student.config.grid, {}  # not a submodule: frozen
+        widths = (*teacher.config.widths, teacher.config.features)
+        self.align = nn.ModuleList(nn.Conv2d(student.config.dim, w, 1) for w in widths[: len(GUIDED_BLOCKS)])
+        layers = student.transformer.layers  # each guided block's MLP, layers[b][1], is hooked: z = MLP(LN(z')) + z'
+        self.hooks = [layers[b][1].register_forward_hook(partial(self._keep, b)) for b in GUIDED_BLOCKS]
+
+    def _keep(self, block: int, _module, inputs, output) -> None:
+        self.kept[block] = inputs[0] + output  # the block's output tokens
+
+    def loss(self, img: torch.Tensor) -> torch.Tensor:
+        """Mean squared error between each aligned block and its CNN stage, both resized to the larger map."""
+        with torch.no_grad():
+            stages = self.stages(img)
+        total = torch.zeros((), device=img.device)
+        for block, stage, align in zip(GUIDED_BLOCKS, stages, self.align, strict=False):
+            tokens = self.kept[block][:, 1:]  # the patches, [CLS] left out
+            student = align(tokens.transpose(1, 2).reshape(len(img), -1, self.grid, self.grid))
+            size = [max(a, b) for a, b in zip(student.shape[-2:], stage.shape[-2:], strict=True)]
+            total = total + F.mse_loss(_resized(student, size), _resized(stage, size))
+        return total
+
+    def remove(self) -> None:
+        for hook in self.hooks:
+            hook.remove()
+
+
+def _resized(x: torch.Tensor, size: list[int]) -> torch.Tensor:
+    return x if list(x.shape[-2:]) == size else F.interpolate(x, size, mode="bilinear", align_corners=False)

@@ -66,8 +66,7 @@ def load_source(
     source: str | Path = BUILTIN, image_size: int = 28, classes: list[int] | None = None, per_class: int | None = None
 ) -> ImageSet:
     """``source`` at ``image_size``: only ``classes`` (renumbered in that order), the first ``per_class`` of each."""
-    text = str(source)
-    parsed = parse_source(text)
+    text, parsed = str(source), parse_source(source)
     path = parsed.path
     if parsed.kind == "builtin":
         images = _builtin()
@@ -115,20 +114,16 @@ def _select(images: ImageSet, classes: list[int] | None, per_class: int | None) 
     wanted = list(range(len(images.classes))) if classes is None else list(classes)
     if len(set(wanted)) != len(wanted):
         raise LabError(f"classes {wanted} name a class twice; give each class index once, e.g. 0,1,2")
-    bad = [c for c in wanted if not 0 <= c < len(images.classes)]
-    if bad:
+    if bad := [c for c in wanted if not 0 <= c < len(images.classes)]:
         raise LabError(f"class indices {bad} out of range: this data has classes 0..{len(images.classes) - 1}")
-    keep, labels = [], []
-    for new, old in enumerate(wanted):
-        idx = (images.y == old).nonzero().flatten()[:per_class]
+    keep = [(images.y == old).nonzero().flatten()[:per_class] for old in wanted]
+    for old, idx in zip(wanted, keep, strict=True):
         if per_class is not None and len(idx) < per_class:
             raise LabError(
                 f"class {images.classes[old]!r} has only {len(idx)} images, fewer than per_class={per_class}; lower it"
             )
-        keep.append(idx)
-        labels.append(torch.full((len(idx),), new))
-    idx = torch.cat(keep)
-    return replace(images, x=images.x[idx], y=torch.cat(labels), classes=[images.classes[c] for c in wanted])
+    idx, y = torch.cat(keep), torch.cat([torch.full((len(i),), new) for new, i in enumerate(keep)])
+    return replace(images, x=images.x[idx], y=y, classes=[images.classes[c] for c in wanted])
 
 
 def file_kind(path: Path) -> str:
@@ -148,14 +143,13 @@ def _read_image(name: str, file) -> tuple[torch.Tensor, tuple[str, tuple[int, in
     try:
         with Image.open(file, formats=IMAGE_FORMATS) as img:
             img.load()
-            stored = (img.format, img.size, img.mode)
             if img.mode in ("I", "I;16", "I;16B", "I;16L"):
                 arr = np.asarray(img, dtype=np.float64)
                 peak = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
                 gray = Image.fromarray(np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
             else:
                 gray = img.convert("L")
-            return torch.from_numpy(np.array(gray)).unsqueeze(0), stored
+            return torch.from_numpy(np.array(gray)).unsqueeze(0), (img.format, img.size, img.mode)
     except Image.DecompressionBombError:
         raise LabError(
             f"image {name} declares more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels, far more than a lab image; "
@@ -174,7 +168,7 @@ def visible(name: str) -> bool:
     return not name.startswith(".") and name != "__MACOSX"
 
 
-def _files_under(folder: Path, seen: set[str], outside: set[str]) -> tuple[list[Path], int]:
+def _files_under(folder: Path, seen: set[str], outside: set[str]) -> tuple[list[str], int]:
     """Every visible file under ``folder``, each real one once, never in ``outside``; and how many links repeated."""
     files, repeats, visited = [], 0, set()
     for here, dirs, names in os.walk(folder, followlinks=True):
@@ -191,7 +185,7 @@ def _files_under(folder: Path, seen: set[str], outside: set[str]) -> tuple[list[
                 repeats += 1
             elif os.path.isfile(real):
                 seen.add(real)
-                files.append(Path(here) / name)
+                files.append(os.path.join(here, name))
     return files, repeats
 
 
@@ -201,8 +195,7 @@ def _image_folder(root: Path, image_size: int) -> ImageSet:
     classes = {sub: os.path.realpath(sub) for sub in subdirs}
     for sub in subdirs:
         outside = {os.path.realpath(root)} | {real for other, real in classes.items() if other != sub}
-        found, links = _files_under(sub, seen, outside)
-        files[sub.name] = [str(f) for f in found]
+        files[sub.name], links = _files_under(sub, seen, outside)
         repeats += links
     notes = (f"{repeats} repeated links skipped",) if repeats else ()
     return _class_images(files, str, image_size, f"image folder {root}", root, notes)
@@ -213,11 +206,9 @@ def _image_zip(path: Path, image_size: int) -> ImageSet:
     try:
         with zipfile.ZipFile(path) as archive:
             entries = [e for e in archive.infolist() if not e.is_dir() and all(map(visible, e.filename.split("/")))]
-            locked = next((e.filename for e in entries if e.flag_bits & 0x1), None)
-            if locked is not None:
+            if (locked := next((e.filename for e in entries if e.flag_bits & 0x1), None)) is not None:
                 raise LabError(f"{path} is password-protected ({locked}); zip the class folders again without one")
-            unpacked = sum(e.file_size for e in entries)
-            if unpacked > MAX_SOURCE_BYTES:
+            if (unpacked := sum(e.file_size for e in entries)) > MAX_SOURCE_BYTES:
                 raise LabError(
                     f"{path} would unpack to {unpacked / 2**30:.1f} GiB, over the {MAX_SOURCE_BYTES >> 30} GiB a lab "
                     "data set may; zip only the class folders of images"
@@ -244,8 +235,7 @@ def _class_images(
     if not files:
         raise LabError(f"{root} has no class subfolders; lay the images out as {root}/<class name>/<image files>")
     images = {c: [f for f in found if Path(f).suffix.lower() in IMAGE_EXTENSIONS] for c, found in files.items()}
-    empty = [c for c, found in images.items() if not found]
-    if empty:
+    if empty := [c for c, found in images.items() if not found]:
         raise LabError(
             f"class folder(s) {', '.join(empty)} in {root} hold no {'/'.join(IMAGE_EXTENSIONS)} images; "
             "add images or remove the folder"
@@ -287,8 +277,7 @@ def _npz(path: Path) -> ImageSet:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile):
         raise LabError(f"cannot read {path}: not an .npz file, or a damaged one; {advice}") from None
-    missing = [k for k in ("x", "y") if k not in arrays]
-    if missing:
+    if missing := [k for k in ("x", "y") if k not in arrays]:
         raise LabError(
             f"{path} lacks array(s) {', '.join(missing)} (it has: {', '.join(arrays) or 'nothing'}); {advice}"
         )
@@ -301,8 +290,7 @@ def _npz(path: Path) -> ImageSet:
         raise LabError(f"{path}: x holds {len(x)} images but y has shape {y.shape}; give one label per image")
     if not np.issubdtype(y.dtype, np.integer):
         raise LabError(f"{path}: y has dtype {y.dtype}; labels must be integers 0..K-1")
-    kind = x.dtype.name
-    x = _pixels(x, path)
+    kind, x = x.dtype.name, _pixels(x, path)
     if "classes" in arrays:
         if arrays["classes"].ndim != 1:
             raise LabError(f"{path}: classes has shape {arrays['classes'].shape}; give a list of K class names")

@@ -24,8 +24,7 @@ def allowed_cores(proc: Path = PROC) -> float:
 def cgroup_quota(proc: Path = PROC) -> float | None:
     """The tightest CPU quota on this process's cgroup and its ancestors (v2 or v1), in CPUs; None without one."""
     try:
-        memberships = (proc / "self" / "cgroup").read_text().splitlines()
-        mounts = (proc / "self" / "mountinfo").read_text().splitlines()
+        memberships, mounts = ((proc / "self" / name).read_text().splitlines() for name in ("cgroup", "mountinfo"))
     except OSError:
         return None
     quotas = []

@@ -17,7 +17,7 @@ from labkit.data import LabData
 from labkit.errors import LabError, check_fields
 from labkit.lab import AUGMENTATIONS
 from labkit.metrics import EVAL_BATCH, evaluate
-from labkit.teaching import Guidance
+from labkit.small_data import Guidance
 from labkit.threads import CpuThreads
 
 OPTIMIZERS = ("adam", "adamw")
@@ -36,18 +36,16 @@ class TrainConfig:
     label_smoothing: float = 0.1  # softer targets generalise better on 1,260 images
     augment: str = "shift"  # ±2 px translations: label-preserving for any lab data; "shift+flip" adds mirror images
     log_every: int = 10  # print a "Train Step" line every this many steps
-    guidance: float = 0.0  # weight of a CNN teacher's locality guidance (teaching.py); 0: no teacher
+    guidance: float = 0.0  # weight of a CNN teacher's locality guidance (small_data.py); 0: no teacher
 
     def __post_init__(self) -> None:
         check_fields(self, "training config")
         if self.epochs < 1 or self.batch_size < 1 or self.log_every < 1:
             raise LabError(f"invalid training config: epochs, batch_size and log_every must be at least 1 ({self})")
-        if self.optimizer not in OPTIMIZERS:
-            raise LabError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-        if self.schedule not in SCHEDULES:
-            raise LabError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
-        if self.augment not in AUGMENTATIONS:
-            raise LabError(f"unknown augmentation {self.augment!r}; choose one of {', '.join(AUGMENTATIONS)}")
+        choices = (("optimizer", self.optimizer, OPTIMIZERS), ("schedule", self.schedule, SCHEDULES))
+        for word, value, known in (*choices, ("augmentation", self.augment, AUGMENTATIONS)):
+            if value not in known:
+                raise LabError(f"unknown {word} {value!r}; choose one of {', '.join(known)}")
         fractions = 0 <= self.label_smoothing < 1 and 0 <= self.warmup < 1
         if self.lr <= 0 or self.weight_decay < 0 or self.guidance < 0 or not fractions:
             need = "lr > 0, weight_decay >= 0, guidance >= 0, 0 <= label_smoothing < 1, 0 <= warmup < 1"
@@ -129,8 +127,7 @@ def fit(
     progress: bool = True,
     teacher: CNN | None = None,
 ) -> History:
-    """Train ``model`` on ``data.train``, evaluating on ``eval_part`` (None: never) each epoch, logging to ``out``;
-    with ``teacher`` and ``config.guidance``, under the teacher's locality guidance (teaching.py)."""
+    """Train ``model`` (guided by ``teacher``), evaluating ``eval_part`` (None: never) per epoch, logging to ``out``."""
     if (teacher is None) != (config.guidance == 0):
         raise LabError("a teacher and a guidance weight go together: give both (--teacher) or neither")
     seed_everything(seed)

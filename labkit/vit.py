@@ -1,5 +1,4 @@
-"""The Vision Transformer of Dosovitskiy et al. (2021) for small grayscale images, read top to bottom like Eq. 1-4.
-Names follow the lab's reference model (vit-pytorch's pre-norm ViT), so its state dicts load."""
+"""Dosovitskiy et al.'s ViT (2021), read like Eq. 1-4, named as the lab's reference (vit-pytorch) so weights load."""
 
 from __future__ import annotations
 
@@ -86,8 +85,7 @@ class PreNorm(nn.Module):
 
     def __init__(self, dim: int, fn: nn.Module):
         super().__init__()
-        self.norm = nn.LayerNorm(dim)
-        self.fn = fn
+        self.norm, self.fn = nn.LayerNorm(dim), fn
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fn(self.norm(x))
@@ -105,14 +103,11 @@ class FeedForward(nn.Module):
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention, softmax(q kᵀ / √d_head) v per head, heads concatenated and projected to ``dim``.
-    ``forward`` uses PyTorch's fused kernel (SDPA); ``weights`` computes the weights explicitly, for attention maps."""
+    """Multi-head self-attention, softmax(q kᵀ / √d_head) v per head, concatenated and projected (PyTorch's SDPA)."""
 
     def __init__(self, dim: int, heads: int = 8, dim_head: int = 64, dropout: float = 0.0):
         super().__init__()
-        self.heads = heads
-        self.scale = dim_head**-0.5
-        self.dropout = dropout
+        self.heads, self.scale, self.dropout = heads, dim_head**-0.5, dropout
         self.to_qkv = nn.Linear(dim, heads * dim_head * 3, bias=False)
         self.to_out = nn.Sequential(nn.Linear(heads * dim_head, dim), nn.Dropout(dropout))
 
@@ -125,8 +120,7 @@ class Attention(nn.Module):
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, scale=self.scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.attend(*self.qkv(x))
-        return self.to_out(rearrange(out, "b h n d -> b n (h d)"))
+        return self.to_out(rearrange(self.attend(*self.qkv(x)), "b h n d -> b n (h d)"))
 
     def weights(self, x: torch.Tensor) -> torch.Tensor:
         """The attention weights ``forward`` applies (before dropout): (b, heads, n, n), each row summing to 1."""
@@ -135,14 +129,12 @@ class Attention(nn.Module):
 
 
 class Transformer(nn.Module):
-    def __init__(
-        self, dim: int, depth: int, heads: int, dim_head: int, mlp_dim: int, dropout: float = 0.0, attention=Attention
-    ):
+    def __init__(self, c: ViTConfig, attention=Attention):
         super().__init__()
         self.layers = nn.ModuleList()
-        for _ in range(depth):
-            attn = PreNorm(dim, attention(dim, heads=heads, dim_head=dim_head, dropout=dropout))
-            self.layers.append(nn.ModuleList([attn, PreNorm(dim, FeedForward(dim, mlp_dim, dropout=dropout))]))
+        for _ in range(c.depth):
+            attn = PreNorm(c.dim, attention(c.dim, heads=c.heads, dim_head=c.dim_head, dropout=c.dropout))
+            self.layers.append(nn.ModuleList([attn, PreNorm(c.dim, FeedForward(c.dim, c.mlp_dim, dropout=c.dropout))]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Eq. 2-3 per block: z' = MSA(LN(z)) + z, then z = MLP(LN(z')) + z'."""
@@ -155,9 +147,7 @@ class Transformer(nn.Module):
 class ViT(nn.Module):
     """The paper's ViT; small_data.build_vit replaces ``to_patch_embedding`` (element 0 always the cut) for extras."""
 
-    def __init__(
-        self, config: ViTConfig, to_patch_embedding: nn.Sequential | None = None, attention: type[Attention] = Attention
-    ):
+    def __init__(self, config: ViTConfig, to_patch_embedding: nn.Sequential | None = None, attention=Attention):
         super().__init__()
         if to_patch_embedding is None and config != config.paper():
             raise LabError("this ViT config asks for small-data extras: build it with labkit.models.build_model")
@@ -166,7 +156,7 @@ class ViT(nn.Module):
         self.pos_embedding = nn.Parameter(torch.randn(1, c.num_patches + 1, c.dim))
         self.cls_token = nn.Parameter(torch.randn(1, 1, c.dim))
         self.dropout = nn.Dropout(c.emb_dropout)
-        self.transformer = Transformer(c.dim, c.depth, c.heads, c.dim_head, c.mlp_dim, c.dropout, attention)
+        self.transformer = Transformer(c, attention)
         self.mlp_head = nn.Sequential(nn.LayerNorm(c.dim), nn.Linear(c.dim, c.num_classes))
 
     def no_weight_decay(self) -> set[str]:

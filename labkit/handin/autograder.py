@@ -111,17 +111,15 @@ def _graded(submission: Submission, course: dict, data: Path) -> list[dict]:
     same = stored is not None and abs(stored - result.accuracy) < 1e-9
     ours = result.checkpoint["data"] and result.checkpoint["data"]["test_fingerprint"]  # none in a bare state dict
     split = ours == course["test_fingerprint"]
-    if split:
-        note = "the same test images"
-    elif ours:
-        note = "its stored test split is not the course's (other data or split settings): scored on the course's"
+    if ours:
+        why = "its stored test split is not the course's (other data or split settings)"
     else:
-        note = "it stores no test split to compare (a bare state dict): scored on the course's"
+        why = "it stores no test split to compare (a bare state dict)"
     return [
         _test(*lines[0], True, f"{result.params:,} parameters"),
         _test(*lines[1], result.accuracy > course["baseline"], accuracy),
         _test(*lines[2], same, f"stored {stored:.2%}" if stored is not None else "it stores no accuracy"),
-        _test(*lines[3], split, note),
+        _test(*lines[3], split, "the same test images" if split else f"{why}: scored on the course's"),
     ]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import torch
 
 from labkit.checkpoint import load_checkpoint, model_from_checkpoint
 from labkit.data import DataConfig, LabData, load_data
-from labkit.errors import LabError
+from labkit.errors import LabError, has_type
 from labkit.handin import safe_text
 from labkit.handin.guard import check_size, eval_batch
 from labkit.lab import BUILTIN
@@ -22,8 +21,7 @@ SPLIT_FIELDS = ("classes", "per_class", "test_fraction", "val_fraction", "split_
 
 def fraction(value: object) -> float | None:
     """A stored accuracy as a number in [0, 1], or None if the file stores anything else there."""
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and 0 <= value <= 1
-    return float(value) if ok else None
+    return float(value) if has_type(value, float) and 0 <= value <= 1 else None
 
 
 @dataclass
@@ -38,8 +36,7 @@ class Evaluation:
 
     @property
     def stored_accuracy(self) -> float | None:
-        metrics = self.checkpoint["metrics"]
-        return metrics.get("test_accuracy") if metrics else None
+        return (self.checkpoint["metrics"] or {}).get("test_accuracy")
 
 
 def checkpoint_data(checkpoint: dict, source: str | None = None, lab_split: bool = False, **overrides) -> LabData:
@@ -56,8 +53,7 @@ def checkpoint_data(checkpoint: dict, source: str | None = None, lab_split: bool
         config = DataConfig(**changes)
     else:
         config = replace(DataConfig(**stored), **changes, **{k: v for k, v in overrides.items() if v is not None})
-    data = load_data(config)
-    norm = checkpoint["normalization"]
+    data, norm = load_data(config), checkpoint["normalization"]
     return replace(data, mean=norm["mean"], std=norm["std"]) if norm else data
 
 

@@ -80,10 +80,9 @@ def grade_one(submission: Submission, source: str | None, baseline: float) -> tu
             notes.append(f"the file stores student id '{stored_id}', but its name gives '{named}'")
         preset, note = safe_text.printable(checkpoint["preset"], 20), safe_text.printable("; ".join(notes), 400)
         stored, verdict = fraction(result.stored_accuracy), "PASS" if result.accuracy > baseline else "FAIL"
-        row = Grade(
+        return Grade(
             name, stored_id, preset, int(result.params), result.test_size, stored, float(result.accuracy), verdict, note
-        )
-        return row, checkpoint["run_fingerprint"]
+        ), checkpoint["run_fingerprint"]
     except LabError as err:
         return Grade(name, student_id=named, note=safe_text.printable(str(err).removeprefix(f"{path} "), 400)), None
     except Exception as err:  # noqa: BLE001 - a grader's batch must go on; the row says what happened

@@ -1,5 +1,4 @@
-"""What a submitted checkpoint may ask a grader's machine for, checked before anything is built, and the evaluation
-batch that keeps the memory a model needs within a bound, whatever its config."""
+"""What a submitted model may ask a grader's machine for, checked before it is built; a memory-bounded eval batch."""
 
 from __future__ import annotations
 
@@ -22,7 +21,7 @@ BATCH_MEMORY = 256 << 20  # bytes of activations one evaluation batch may hold
 
 
 def size(config: ModelConfig) -> tuple[int, int]:
-    """(parameters, activations per image, attention maps included) of ``config``'s model, counted on the meta device."""
+    """(parameters, activations per image with attention maps) of ``config``'s model, counted on the meta device."""
     outputs = []
 
     def count(_module, _inputs, output):
@@ -52,8 +51,7 @@ def check_size(config: ModelConfig) -> None:
             (params > MAX_PARAMETERS, f"{params:,} parameters (limit {MAX_PARAMETERS:,})"),
             (activations > MAX_ACTIVATIONS, f"{activations:,} activations per image (limit {MAX_ACTIVATIONS:,})"),
         ]
-    found = [what for too_big, what in problems if too_big]
-    if found:
+    if found := [what for too_big, what in problems if too_big]:
         raise LabError(f"the model config asks for {found[0]}; no lab model is that large, so it is not built")
 
 

@@ -1,5 +1,4 @@
-"""The hand-in as a PDF: the report's HTML printed by a headless Chromium, the pages a browser's Print → Save as PDF
-gives (the report's print stylesheet sets them up)."""
+"""The hand-in as a PDF: the report printed by a headless Chromium, the pages a browser's Print → Save as PDF gives."""
 
 from __future__ import annotations
 
@@ -23,8 +22,7 @@ def find_chromium() -> str | None:
 
 def print_pdf(html: Path, pdf: Path, out: TextIO, replaceable: bool = True) -> Path | None:
     """``html`` printed to ``pdf`` (one there kept aside unless ``replaceable``); None, saying how, without Chromium."""
-    browser = find_chromium()
-    if browser is None:
+    if (browser := find_chromium()) is None:
         print(f"No Chromium or Chrome found to print the PDF: {HOW_TO_PRINT.format(html=shown(html))}.", file=out)
         return None
     with tempfile.TemporaryDirectory(prefix="labkit-pdf-") as scratch:

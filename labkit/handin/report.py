@@ -44,12 +44,10 @@ def inject(source: str, settings: dict) -> str:
     """The settings cell with these values in place of its defaults, comments kept: what the report shows once."""
     lines = ["# Settings, as given to `python -m labkit report`:"]
     for line in source.splitlines()[1:]:
-        found = re.match(r"^(\w+) = .*?(  # .*)?$", line)
-        if found and found[1] in settings:
+        if (found := re.match(r"^(\w+) = .*?(  # .*)?$", line)) and found[1] in settings:
             line = f"{found[1]} = {settings[found[1]]!r}{found[2] or ''}"
         lines.append(line)
-    missing = set(settings) - {m[1] for m in (re.match(r"^(\w+) = ", line) for line in lines) if m}
-    if missing:
+    if missing := set(settings) - {m[1] for m in (re.match(r"^(\w+) = ", line) for line in lines) if m}:
         raise LabError(f"the settings cell lacks {', '.join(sorted(missing))}; restore the notebooks from git")
     return "\n".join(lines)
 
@@ -124,8 +122,7 @@ def clean_html(element: str | bytes) -> str:
 
 def fold_log(text: str, first: int = 2, every: int = 25) -> str:
     """The training log with epochs folded, a line a run, but the first ``first``, every ``every``-th and the last."""
-    blocks = re.split(r"(?m)^(?=Epoch \d+/\d+$)", text)
-    head, epochs = blocks[0], blocks[1:]
+    head, *epochs = re.split(r"(?m)^(?=Epoch \d+/\d+$)", text)
     if len(epochs) <= first + 2:
         return text
     kept, skipped = [head], []
@@ -160,11 +157,6 @@ def summary(checkpoint: dict, name: str) -> str:
     return f"## Summary\n\n| | |\n|---|---|\n{table}"
 
 
-def css_string(text: str) -> str:
-    """``text`` as a CSS string, all but letters, digits and a few marks hex-escaped: each printed page shows the id."""
-    return '"' + "".join(c if c.isalnum() or c in " .,:_-" else f"\\{ord(c):x} " for c in text) + '"'
-
-
 def to_html(notebooks: list[nbformat.NotebookNode], title: str, opening: str | None = None) -> str:
     """One HTML page of the notebooks as run, ``opening`` (Markdown) first, and printed pages headed by ``title``."""
     from nbconvert import HTMLExporter
@@ -178,8 +170,7 @@ def to_html(notebooks: list[nbformat.NotebookNode], title: str, opening: str | N
         # Colab's cells and each notebook's setup are not the hand-in; the settings are shown once.
         hidden = {lab.BADGE_TAG, lab.BOOTSTRAP_TAG, lab.SETUP_TAG} | ({lab.PARAMETERS_TAG} if k else set())
         merged.cells += [c for c in nb.cells if not hidden & set(c.metadata.get("tags", []))]
-    code = [c for c in merged.cells if c.cell_type == "code"]
-    for n, cell in enumerate(code, 1):
+    for n, cell in enumerate((c for c in merged.cells if c.cell_type == "code"), 1):
         cell.execution_count = n
         for output in cell.get("outputs", []):
             if output.get("output_type") == "execute_result":
@@ -195,7 +186,9 @@ def to_html(notebooks: list[nbformat.NotebookNode], title: str, opening: str | N
     template = dict(template_name="lab", template_file="offline.html.j2", extra_template_paths=[str(TEMPLATES)])
     exporter = HTMLExporter(sanitize_html=True, embed_images=True, **template)
     exporter.register_filter("clean_html", clean_html)
-    html, _ = exporter.from_notebook_node(merged, resources={"lab_page_label": css_string(title)})
+    # The title as a CSS string, all but letters, digits and a few marks hex-escaped: each printed page shows the id.
+    label = '"' + "".join(c if c.isalnum() or c in " .,:_-" else f"\\{ord(c):x} " for c in title) + '"'
+    html, _ = exporter.from_notebook_node(merged, resources={"lab_page_label": label})
     return html.replace("⌚", WATCH)
 
 
@@ -224,8 +217,7 @@ def make_report(settings: RunConfig, out: TextIO | None = None, pdf: bool = Fals
     if data.kind == "path" and root and data.path.is_relative_to(root.resolve()):
         data = replace(data, path=data.path.relative_to(root.resolve()))
     given = replace(settings, data=str(data), outputs=".")
-    paths = lab.lab_notebooks()
-    if not paths:
+    if not (paths := lab.lab_notebooks()):
         raise LabError(f"no notebooks in {lab.NOTEBOOKS}; run the report from a clone of the lab")
     executed = []
     for path in paths:

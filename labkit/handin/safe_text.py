@@ -1,5 +1,4 @@
-"""Text a student controls (class-folder names, data paths, strings in a checkpoint), made safe where it is shown: in
-Markdown the report renders as HTML a grader opens, on a terminal, in a CSV a spreadsheet opens."""
+"""Text a student controls, made safe where it is shown: in the report's Markdown, on a terminal, in a CSV cell."""
 
 from __future__ import annotations
 

@@ -40,8 +40,7 @@ def check_writable(path: str | Path) -> Path:
 
 def shown(path: str | Path) -> str:
     """``path`` relative to the working folder, else to the lab's top (a notebook runs in notebooks/), else as it is."""
-    root = lab_root()
-    for base in (Path.cwd(), *([root] if root else [])):
+    for base in filter(None, (Path.cwd(), lab_root())):  # no lab's top outside a clone
         try:
             return str(Path(path).resolve().relative_to(base.resolve()))
         except (ValueError, OSError):
@@ -66,7 +65,6 @@ def write_whole(
     path = check_writable(path)
     _remove_stale_temps(path)
     fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
-    kept = None
     try:
         with os.fdopen(fd, "wb") as f:
             try:
@@ -79,8 +77,7 @@ def write_whole(
         os.umask(mask)
         os.chmod(tmp, 0o666 & ~mask)
         with _locked(path, out or sys.stdout):
-            if os.path.lexists(path) and not replaceable(path):
-                kept = _keep_aside(path)
+            kept = _keep_aside(path) if os.path.lexists(path) and not replaceable(path) else None
             os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -94,7 +91,7 @@ def _temp_prefix(path: Path) -> str:
 
 @contextlib.contextmanager
 def _locked(path: Path, out: TextIO):
-    """One writer at a time in ``path``'s folder: a flock the system drops however its process ends (none on Windows)."""
+    """One writer at a time in ``path``'s folder: a flock the system drops when its process ends (none on Windows)."""
     try:
         import fcntl
     except ImportError:
@@ -145,9 +142,8 @@ def _alive(pid: int) -> bool:
     if os.name != "posix":
         return True  # no cheap check elsewhere: the age rules apply
     try:
-        os.kill(pid, 0)
+        with contextlib.suppress(PermissionError, OverflowError):  # another user's, or a pid too large to ask about
+            os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OverflowError):
-        return True
     return True

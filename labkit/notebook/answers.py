@@ -118,9 +118,8 @@ def curves_reading(recipe, num_classes: int, history) -> str:
     return reading
 
 
-def disagreement(comparison: Paired, first: str, second: str) -> str:
-    a, b, p = comparison.only_a, comparison.only_b, comparison.p
-    return f"right only for {first}: {a} images, only for {second}: {b}; p = {p:.2g}"
+def disagreement(c: Paired, first: str, second: str) -> str:
+    return f"right only for {first}: {c.only_a} images, only for {second}: {c.only_b}; p = {c.p:.2g}"
 
 
 def position_evidence(intact: torch.Tensor, mean_position: torch.Tensor) -> str:

@@ -97,18 +97,15 @@ def position_control(model: ViT, data) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def equation_code() -> list[tuple[str, str]]:
-    """Where the paper's Eq. 1-3 live in ``vit.py``, for Question 10a: the code every ViT preset runs."""
-    parts = [("Eq. 1, [CLS] and E_pos", ViT.embed), ("Eq. 2-3, the blocks", Transformer.forward)]
-    return [(title, without_docstring(inspect.getsource(fn))) for title, fn in parts]
-
-
-def without_docstring(source: str) -> str:
-    """A function's source less its docstring: the lines that compute."""
-    first = ast.parse(textwrap.dedent(source)).body[0].body[0]  # the function's first statement
-    if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)):
-        return source
-    lines = source.splitlines(keepends=True)
-    return "".join(lines[: first.lineno - 1] + lines[first.end_lineno :])
+    """Where the paper's Eq. 1-3 live in ``vit.py``, for Question 10a: the code every ViT preset runs (no docstring)."""
+    found = []
+    for title, fn in (("Eq. 1, [CLS] and E_pos", ViT.embed), ("Eq. 2-3, the blocks", Transformer.forward)):
+        lines = inspect.getsource(fn).splitlines(keepends=True)
+        first = ast.parse(textwrap.dedent("".join(lines))).body[0].body[0]  # the function's first statement
+        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):  # its docstring
+            lines = lines[: first.lineno - 1] + lines[first.end_lineno :]
+        found.append((title, "".join(lines)))
+    return found
 
 
 @torch.no_grad()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import io
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import matplotlib.pyplot as plt
 import torch
@@ -20,20 +20,15 @@ ROLLOUT = "rollout"
 
 
 class Explorer:
-    """The views and their numbers; ``widget()`` builds the controls over them."""
+    """The views, their numbers and ``widget()``'s controls; as a cell's result, the widget (else its first view)."""
 
     def __init__(self, model: ViT, data: LabData):
         self.model, self.data = model, data
         self.grid, self.patch_size = model.config.grid, model.config.patch_size
         self.similarity = explain.position_similarity(model)
         self.maps = lru_cache(maxsize=16)(lambda i: explain.attention_maps(model, data.normalise(data.test.x[i])))
-        self._predicted: torch.Tensor | None = None
-
-    def predicted(self) -> torch.Tensor:
-        """The model's class for every test image, computed the first time a mistake is asked for."""
-        if self._predicted is None:
-            self._predicted = predict(self.model, self.data.batches("test"))[0].argmax(1)  # from the logits
-        return self._predicted
+        # The model's class for every test image (from its logits), computed the first time a mistake is asked for.
+        self.predicted = cache(lambda: predict(model, data.batches("test"))[0].argmax(1))
 
     def next_mistake(self, after: int) -> int | None:
         """The first misclassified test image after ``after`` (wrapping round), or None when there is none."""
@@ -51,23 +46,18 @@ class Explorer:
             return explain.attention_rollout(self.maps(index), self.grid)
         return explain.cls_attention(self.maps(index), self.grid, block)[head]
 
-    def probabilities(self, index: int) -> torch.Tensor:
-        with torch.no_grad():
-            return self.model(self.data.normalise(self.data.test.x[index])[None])[0].softmax(0).cpu()
-
     def describe(self, block: int, head: int | str) -> str:
         if head == ROLLOUT:
             return f"rollout over all {len(self.model.transformer.layers)} blocks"
         return f"block {block + 1}, head {head + 1}: [CLS] attention"
 
-    def figure(self, index: int, block: int, head: int | str, position: tuple[int, int]):
-        attention, title = self.attention(index, block, head), self.describe(block, head)
-        probabilities, true = self.probabilities(index), int(self.data.test.y[index])  # after attention: eval mode
-        view = (attention, title, head == ROLLOUT, probabilities, self.data.classes, true, self.similarity, position)
-        return plots.explorer_view(self.data.test.x[index], *view, self.patch_size)
-
     def png(self, index: int, block: int, head: int | str, position: tuple[int, int]) -> bytes:
-        fig, buffer = self.figure(index, block, head, position), io.BytesIO()
+        attention, true = self.attention(index, block, head), int(self.data.test.y[index])
+        with torch.no_grad():  # after ``attention``, which puts the model in eval mode
+            probabilities = self.model(self.data.normalise(self.data.test.x[index])[None])[0].softmax(0).cpu()
+        view = (attention, self.describe(block, head), head == ROLLOUT, probabilities, self.data.classes, true)
+        fig = plots.explorer_view(self.data.test.x[index], *view, self.similarity, position, self.patch_size)
+        buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=80)
         plt.close(fig)
         return buffer.getvalue()
@@ -109,8 +99,9 @@ class Explorer:
         def same_class(*_):  # the class shown is the chosen image's
             label.value = int(self.data.test.y[index.value])
 
-        def same_image_class(change) -> bool:
-            return change["new"] == int(self.data.test.y[index.value])
+        def to_other_class(change):  # a class chosen, not set to the image's by ``same_class``
+            if change["new"] != int(self.data.test.y[index.value]):
+                to_class(change)
 
         def to_mistake(_):
             found = self.next_mistake(index.value)
@@ -121,37 +112,29 @@ class Explorer:
         for control in (index, block, head, position):
             control.observe(show, names="value")
         index.observe(same_class, names="value")
-        label.observe(lambda change: None if same_image_class(change) else to_class(change), names="value")
+        label.observe(to_other_class, names="value")
         next_class.on_click(to_class)
         next_mistake.on_click(to_mistake)
         show()
         controls = [w.HBox([index, next_mistake, status]), w.HBox([label, next_class]), w.HBox([block, head, position])]
         return w.VBox([w.VBox(controls), picture, table])
 
-
-class Panel:
-    """What a notebook cell shows: the widget where one runs, and otherwise the picture of its first view."""
-
-    def __init__(self, explorer: Explorer):
-        self.explorer = explorer
-
     def _repr_mimebundle_(self, **_) -> dict:  # IPython passes include= and exclude=, which a bundle may ignore
-        ex = self.explorer
-        first = (0, len(ex.model.transformer.layers) - 1, 0, (ex.grid // 2, ex.grid // 2))
+        first = (0, len(self.model.transformer.layers) - 1, 0, (self.grid // 2, self.grid // 2))
         bundle = {
-            "text/plain": f"Attention explorer: test image 0, {ex.describe(first[1], first[2])} (its first view)",
-            "image/png": base64.b64encode(ex.png(*first)).decode("ascii"),  # as IPython sends a figure
+            "text/plain": f"Attention explorer: test image 0, {self.describe(first[1], first[2])} (its first view)",
+            "image/png": base64.b64encode(self.png(*first)).decode("ascii"),  # as IPython sends a figure
         }
         try:
-            widget = ex.widget()
+            widget = self.widget()
         except ImportError:  # no ipywidgets: the picture alone
             return bundle
         return {**bundle, WIDGET_VIEW: {"version_major": 2, "version_minor": 0, "model_id": widget.model_id}}
 
 
-def explore(model: ViT, data: LabData) -> Panel:
+def explore(model: ViT, data: LabData) -> Explorer:
     """The attention explorer over ``model`` and ``data``'s test split: display it (a cell's last line)."""
-    return Panel(Explorer(model, data))
+    return Explorer(model, data)
 
 
 def without_widgets(nb) -> None:

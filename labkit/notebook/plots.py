@@ -249,9 +249,8 @@ def comparison(names: list[str], accuracies: list[float], seconds: list[float], 
         lead.errorbar([point], [y], xerr=[[point - low], [high - point]], fmt="o", color="tab:orange", capsize=4)
         reach = max(reach, abs(low), abs(high))
     lead.axvline(0, color="gray", lw=0.8)
-    lead.set(
-        xlim=(-reach * 1.3, reach * 1.3), ylim=(-0.7, len(leads) - 0.3), xlabel="points", title="lead (95% interval)"
-    )
+    lead.set(xlim=(-reach * 1.3, reach * 1.3), ylim=(-0.7, len(leads) - 0.3))
+    lead.set(xlabel="points", title="lead (95% interval)")
     lead.set_yticks(range(len(leads)), list(leads))
     time.barh(rows, seconds, color="tab:gray")
     time.set_yticks(rows, names)
