@@ -96,7 +96,8 @@ def test_a_run_below_the_baseline_is_told_what_its_curves_point_to():
 def test_q6_names_only_the_extras_this_model_has():
     assert answers.model_extras({"kind": "vit"}) == ""
     both = answers.model_extras({"kind": "vit", "shifted_patches": True, "init": "locality"})
-    assert both.startswith("My model adds shifted patch tokens (SPT)") and "sine-cosine" in both
+    assert both.startswith("My model adds shifted patch tokens (SPT)") and "Its positions start at a 2-D sine" in both
+    assert answers.model_extras({"kind": "vit", "init": "locality"}).startswith("My model's positions start")
 
 
 def grid_similarity(g: int = 3) -> torch.Tensor:
@@ -143,5 +144,5 @@ def test_the_data_summary_counts_each_class_and_shows_its_name_as_text(builtin):
 
 def test_the_taught_vit_is_said_with_its_time_the_teachers_and_both_paired_leads():
     text = answers.taught_vit(right(98, 100), right(95, 100), right(99, 100), 160.4, 39.6)
-    assert "reached 98.0% in 160 s, after the CNN's 40 s" in text
-    assert "+3.0 points against the plain ViT (p = " in text and "-1.0 points against the CNN (p = " in text
+    assert "reached 98.0% in 160 s plus the CNN's 40 s" in text
+    assert "+3.0 points on the plain ViT (p = " in text and "-1.0 points on the CNN (p = " in text

@@ -96,7 +96,8 @@ def model_extras(config: dict) -> str:
             "half-patch shifts of the image, whose fill (the training mean) can mark the border patches."
         )
     if config.get("init") == "locality":
-        lines.append("Its locality start puts positions at a 2-D sine-cosine table and attention at a mimetic start.")
+        owner = "Its" if lines else "My model's"
+        lines.append(f"{owner} positions start at a 2-D sine-cosine table.")
     return " ".join(lines)
 
 
@@ -210,11 +211,11 @@ def vit_against_cnn(vit: dict, cnn: dict, vit_right: torch.Tensor, cnn_right: to
 def taught_vit(taught: torch.Tensor, vit: torch.Tensor, cnn: torch.Tensor, seconds: float, cnn_seconds: float) -> str:
     """Question 8's taught ViT: its accuracy and time, and its paired lead over the plain ViT and the CNN."""
     leads = {who: paired(taught, other) for who, other in (("plain ViT", vit), ("CNN", cnn))}
-    said = [f"{c.difference * 100:+.1f} points against the {who} (p = {c.p:.2g})" for who, c in leads.items()]
+    said = [f"{c.difference * 100:+.1f} points on the {who} (p = {c.p:.2g})" for who, c in leads.items()]
     return (
-        f"Taught by this CNN (locality guidance, Li et al., 2022: while it trains, its early blocks imitate the "
-        f"CNN's feature maps), the same ViT reached {taught.float().mean():.1%} in {seconds:.0f} s, after the CNN's "
-        f"{cnn_seconds:.0f} s: {said[0]}, {said[1]}."
+        f"Taught by this CNN (locality guidance, Li et al., 2022: its early blocks learn to imitate the CNN's feature "
+        f"maps), the same ViT reached {taught.float().mean():.1%} in {seconds:.0f} s plus the CNN's {cnn_seconds:.0f} "
+        f"s: {said[0]} and {said[1]}."
     )
 
 
@@ -239,7 +240,7 @@ def final_accuracy(checkpoint: dict, params: int, settings: RunConfig, right: to
     if variants:
         changed = "; ".join(mattered) or "nothing"
         also = f", and {'; '.join(did_not)} did not" if did_not else ""
-        text += f" Of what I varied on this data, {changed} changed it beyond chance{also} ({ONE_SEED})."
+        text += f" Of what I varied on this data, {changed} changed it beyond chance{also}."
     if not passes(final):
         text += " " + next_steps(history)
     return text
