@@ -16,6 +16,14 @@ def test_markdown_shows_html_and_markdown_punctuation_as_text():
 
 
 @pytest.mark.hostile
+def test_a_dollar_in_markdown_is_shown_not_read_as_maths():
+    from nbconvert.filters.markdown_mistune import markdown2html_mistune
+
+    for name in (r"$\foo$", "a$^$b", "$5 and $6"):
+        assert markdown2html_mistune(f"Weakest: {markdown(name)}.") == f"<p>Weakest: {name}.</p>\n"
+
+
+@pytest.mark.hostile
 def test_printable_is_one_line_without_control_characters_and_cut_at_its_limit():
     assert printable("s1\r\n\x1b[32mPASS\x07\x9b") == "s1   [32mPASS  "
     assert printable("x" * 300) == "x" * 199 + "…" and len(printable("x" * 50, limit=20)) == 20

@@ -6,8 +6,8 @@ import html
 import re
 import unicodedata
 
-# Markdown's punctuation that makes emphasis, a link, a table cell, code or strike-through mid-line; < > & are HTML.
-_MARKDOWN = re.compile(r"([\\`*_\[\]|~])")
+# Markdown's punctuation that makes emphasis, a link, a table cell, code, strike-through or maths; < > & are HTML.
+_MARKDOWN = re.compile(r"([\\`*_\[\]|~$])")
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet reads as the start of a formula (OWASP)
 
 
