@@ -113,10 +113,12 @@ def train_run(
 
 
 def variations(settings: RunConfig) -> dict[str, RunConfig]:
-    """The runs that differ from ``settings`` in one choice left to the student: fewer epochs, or augmentation."""
+    """The runs that differ from ``settings`` in one choice left to the student: fewer epochs, or augmentation. At a
+    constant rate a shorter run is this run's own earlier epoch, which the learning curves already show."""
     recipe = get_preset(settings.preset).recipe(settings.epochs, settings.augment)
     epochs = LAB_EPOCHS if recipe.epochs > LAB_EPOCHS else recipe.epochs // 2
-    found = {"epochs": replace(settings, epochs=epochs)} if epochs else {}
+    prefix = recipe.schedule == "constant" and not recipe.warmup
+    found = {"epochs": replace(settings, epochs=epochs)} if epochs and not prefix else {}
     return found | {"augment": replace(settings, augment="none" if recipe.augment != "none" else "shift")}
 
 

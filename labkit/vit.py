@@ -138,7 +138,7 @@ class Transformer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Eq. 2-3 per block: z' = MSA(LN(z)) + z, then z = MLP(LN(z')) + z'."""
-        for attn, ff in self.layers:
+        for attn, ff in self.layers:  # PreNorm: LN, then MSA or MLP
             x = attn(x) + x
             x = ff(x) + x
         return x

@@ -38,7 +38,8 @@ def test_q7_has_one_row_per_setting_with_the_paired_effect_against_this_run():
     assert "| 75, 20 | 75 | the preset's, chosen with its model (row above) |" in rows[1]
     assert "| shift, none | shift |" in rows[2]
     assert "50.0% with 20, so +40.0 points for mine" in rows[1] and "p = 0.12" in rows[1]
-    assert "chosen by the lab, not varied here" in rows[0] and "not measured on this data" in rows[0]
+    assert "| not varied here | `fast` | the lab's default: " in rows[0] and "on this data and split" in rows[0]
+    assert text.startswith("I varied two settings")
     assert "spread between seeds is unknown" in text
     prose = [line for line in text.splitlines() if line and not line.startswith("|")]
     assert sum(len(re.findall(r"[.:](\s|$)", line)) for line in prose) <= 3
@@ -50,8 +51,8 @@ def test_q7_says_when_a_setting_was_the_students_choice():
     text = answers.tuning(settings, right(5), variants)
     assert "| 12, 6 | 12 | my choice in the settings cell |" in text
     assert "| shift+flip, none | shift+flip | my choice in the settings cell |" in text
-    reference = answers.tuning(RunConfig(preset="reference"), right(5), variants)
-    assert "| `reference` | my choice in the settings cell; the lab's reference" in reference
+    reference = answers.tuning(RunConfig(preset="reference", data="a.zip"), right(5), {})
+    assert "| `reference` | my choice: the lab's reference" in reference and "not measured on this data" in reference
 
 
 def test_q8_recommends_the_vit_only_when_it_is_better_beyond_chance():
@@ -60,11 +61,14 @@ def test_q8_recommends_the_vit_only_when_it_is_better_beyond_chance():
     cnn = checkpoint(30, 30, fast | {"epochs": 30}, {"kind": "cnn"})
     tie = answers.vit_against_cnn(vit, cnn, right(95, 100), right(97, 100))
     assert tie.startswith("**For this data I would use the CNN**") and "within chance" in tie
+    assert "as accurate here, the CNN trained faster" in tie
     assert "about 210 training images per class" in tie and "the ViT trained 75 epochs in 60 s" in tie
     assert "gets part of it from shifted patch tokens" in tie and "recipes differ" not in tie
     assert "spread between seeds is unknown" in tie
     better = answers.vit_against_cnn(vit, cnn, right(100, 100), right(80, 100))
     assert better.startswith("**For this data I would use the ViT**") and "beyond chance" in better
+    quicker = answers.vit_against_cnn(checkpoint(20, 75, fast, {"kind": "vit"}), cnn, right(97, 100), right(95, 100))
+    assert quicker.startswith("**For this data I would use the ViT**") and "the ViT trained faster" in quicker
 
 
 def test_q8_says_when_the_recipes_differ_and_the_vit_has_no_prior():
@@ -87,17 +91,18 @@ def test_q9_gives_the_accuracy_the_baseline_and_what_mattered_in_five_sentences(
 
 
 def test_a_run_below_the_baseline_is_told_what_its_curves_point_to():
-    underfit = answers.next_steps({"train_accuracy": [0.6], "eval_accuracy": [0.55]})
-    assert "does not fit even its training images (60%" in underfit
-    overfit = answers.next_steps({"train_accuracy": [0.99], "eval_accuracy": [0.55]})
+    underfit = answers.next_steps({"train_accuracy": [0.6], "eval_accuracy": [0.55]}, "reference")
+    assert "does not fit even its training images (60%" in underfit and "or the `fast` preset" in underfit
+    assert "`fast`" not in answers.next_steps({"train_accuracy": [0.6], "eval_accuracy": [0.55]}, "fast")
+    overfit = answers.next_steps({"train_accuracy": [0.99], "eval_accuracy": [0.55]}, "fast")
     assert "far better than its test images (99% against 55%)" in overfit
 
 
 def test_q6_names_only_the_extras_this_model_has():
     assert answers.model_extras({"kind": "vit"}) == ""
     both = answers.model_extras({"kind": "vit", "shifted_patches": True, "init": "locality"})
-    assert both.startswith("My model adds shifted patch tokens (SPT)") and "Its positions start at a 2-D sine" in both
-    assert answers.model_extras({"kind": "vit", "init": "locality"}).startswith("My model's positions start")
+    assert both.startswith("My model adds shifted patch tokens (SPT)") and "Its locality start sets positions" in both
+    assert answers.model_extras({"kind": "vit", "init": "locality"}).startswith("My model's locality start")
 
 
 def grid_similarity(g: int = 3) -> torch.Tensor:
@@ -122,6 +127,7 @@ def test_the_position_evidence_reads_the_paired_test():
     used = answers.position_evidence(right(90, 100), right(60, 100))
     assert "90.0%" in used and "60.0%" in used and "so the model uses where its patches are" in used
     assert "within chance on 100 test images" in answers.position_evidence(right(90, 100), right(89, 100))
+    assert "higher beyond chance" in answers.position_evidence(right(60, 100), right(90, 100))
 
 
 def test_confusion_summary_names_the_weakest_class_and_every_tied_mistake():

@@ -20,3 +20,9 @@ def test_a_presets_effect_is_labelled_as_the_benchmarks_and_names_the_labs_prese
     assert [part.split("`")[1] for part in text.split(": ", 1)[1].split(", ")] == ["hybrid", "fast", "reference"]
     assert results.accuracies("fast") in text and results.accuracies("fast").count(" / ") == 2
     assert text.count("`fast`") == 1 == results.preset_effect("fast").count("`fast`")
+
+
+def test_on_the_built_in_data_the_benchmarks_numbers_are_this_datas():
+    text = results.preset_effect("fast", builtin=True)
+    assert text.startswith("the lab benchmark on this data and split (3 seeds): `fast` ")
+    assert f"`reference` {results.benchmark('reference')['digits']['mean_accuracy']:.1%}" in text and "/" not in text

@@ -13,7 +13,7 @@ import labkit.run as run_module
 from labkit.checkpoint import load_checkpoint
 from labkit.cli import main
 from labkit.errors import LabError
-from labkit.run import train_run
+from labkit.run import train_run, variations
 from labkit.settings import RunConfig
 
 
@@ -97,3 +97,12 @@ def test_ctrl_c_while_training_or_saving_is_one_line_saying_what_was_kept(quick,
     with pytest.raises(LabError, match=r"interrupted \(Ctrl-C\) while saving: .* was not written"):
         train_run(quick, RunConfig(epochs=1, outputs=tmp_path / "out"), out=io.StringIO(), progress=False)
     assert not list((tmp_path / "out").glob("*")), "no temp file is left"
+
+
+def test_q7s_runs_differ_in_one_setting_and_a_shorter_constant_rate_run_is_left_to_the_curves():
+    assert {what: (v.epochs, v.augment) for what, v in variations(RunConfig()).items()} == {
+        "epochs": (20, None),
+        "augment": (None, "none"),
+    }
+    assert list(variations(RunConfig(preset="reference"))) == ["augment"]  # its epoch 10 is on its own curve
+    assert list(variations(RunConfig(epochs=1))) == ["augment"]  # no shorter run than 1 epoch

@@ -6,7 +6,7 @@ import torch
 
 from labkit.data import LabData
 from labkit.handin import safe_text
-from labkit.lab import AUGMENTED_IMAGES, BASELINE, SIGNIFICANCE, passes
+from labkit.lab import AUGMENTED_IMAGES, BASELINE, BUILTIN, SIGNIFICANCE, passes
 from labkit.metrics import Paired, paired, smoothing_floor
 from labkit.notebook import results
 from labkit.notebook.explain import locality
@@ -97,7 +97,8 @@ def model_extras(config: dict) -> str:
         )
     if config.get("init") == "locality":
         owner = "Its" if lines else "My model's"
-        lines.append(f"{owner} positions start at a 2-D sine-cosine table.")
+        start = "sets positions to a 2-D sine-cosine table and attention weights to mimetic ones"
+        lines.append(f"{owner} locality start {start}.")
     return " ".join(lines)
 
 
@@ -126,8 +127,9 @@ def disagreement(c: Paired, first: str, second: str) -> str:
 def position_evidence(intact: torch.Tensor, mean_position: torch.Tensor) -> str:
     """Question 6's evidence: test accuracy with the position embeddings, and with every patch given their mean."""
     comparison = paired(intact, mean_position)
-    used = comparison.p < SIGNIFICANCE and comparison.difference > 0
-    reading = "so the model uses where its patches are" if used else f"within chance on {len(intact)} test images"
+    reading = f"within chance on {len(intact)} test images"
+    if comparison.p < SIGNIFICANCE:
+        reading = "so the model uses where its patches are" if comparison.difference > 0 else "higher beyond chance"
     return (
         f"**Evidence.** Test accuracy {intact.float().mean():.1%}; with every patch given the mean position embedding "
         f"(position removed, shared part kept) {mean_position.float().mean():.1%}, {reading} "
@@ -149,14 +151,8 @@ def position_reading(trained: torch.Tensor, start: torch.Tensor, scale: tuple[fl
     return span + f"no 2-D layout shows ({numbers})."
 
 
-def attention_reading(to_itself: torch.Tensor, rollout: torch.Tensor) -> str:
-    """What the attention figure shows: what [CLS] keeps on itself per head, how far the rollout strays from even."""
-    ratio = rollout / rollout.mean()
-    kept = " / ".join(f"{w:.2f}" for w in to_itself.tolist())
-    return (
-        f"In the last block [CLS] keeps {kept} of its attention on itself (heads 1–{len(to_itself)}); the rollout "
-        f"gives the patches {ratio.min():.2f}× to {ratio.max():.2f}× an even share."
-    )
+def _chooser(settings: RunConfig) -> str:
+    return "the lab's default" if settings.preset == RunConfig().preset else "my choice"
 
 
 def _value(settings: RunConfig, what: str) -> object:
@@ -167,10 +163,10 @@ def _value(settings: RunConfig, what: str) -> object:
 def tuning(settings: RunConfig, right: torch.Tensor, variants: Variants) -> str:
     """Question 7's table: the preset (the lab's choice) and each setting varied, with its paired effect on this run."""
     preset = get_preset(settings.preset)
-    why = preset.why if settings.preset == RunConfig().preset else f"my choice in the settings cell; {preset.why}"
+    why = f"{_chooser(settings)}: {preset.why}"
     rows = ["| setting | values tried | chosen | why | effect on the final test accuracy |", "|---|---|---|---|---|"]
-    lab = f"| model and recipe (`PRESET`) | chosen by the lab, not varied here | `{preset.name}` | {why} |"
-    rows.append(f"{lab} {results.preset_effect(preset.name)} |")
+    lab = f"| model and recipe (`PRESET`) | not varied here | `{preset.name}` | {why} |"
+    rows.append(f"{lab} {results.preset_effect(preset.name, settings.data == BUILTIN)} |")
     for what, (other, other_right) in variants.items():
         chosen, tried = _value(settings, what), _value(other, what)
         why = PRESET_WHY[what] if getattr(settings, what) is None else "my choice in the settings cell"
@@ -178,8 +174,9 @@ def tuning(settings: RunConfig, right: torch.Tensor, variants: Variants) -> str:
         effect = f"{other_right.float().mean():.1%} with {tried}, so {comparison.difference * 100:+.1f} points for mine"
         evidence = disagreement(comparison, "mine", "the other")
         rows.append(f"| {SETTINGS[what]} | {chosen}, {tried} | {chosen} | {why} | {effect} ({evidence}) |")
-    intro = "I varied two settings, each by one more run that differs from mine in it alone:"
-    outro = f"All on the same test images, with an exact McNemar test on those where the runs disagree; {ONE_SEED}."
+    varied = ("no setting", "one setting", "two settings")[len(variants)]  # variations() gives one or two
+    intro = f"I varied {varied}, each by one more run that differs from mine in it alone:"
+    outro = f"Same test images, with an exact McNemar test on those where the runs disagree; {ONE_SEED}."
     return "\n\n".join([intro, "\n".join(rows), outro])
 
 
@@ -197,7 +194,10 @@ def vit_against_cnn(vit: dict, cnn: dict, vit_right: torch.Tensor, cnn_right: to
     recipes = [{k: v for k, v in m["train_config"].items() if k != "epochs"} for m in (vit, cnn)]
     differ = " Their recipes differ too, so this does not isolate the architecture." if recipes[0] != recipes[1] else ""
     caveat = differ + f" {ONE_SEED.capitalize()}."
-    if beyond and comparison.difference < 0:
+    vit_first = comparison.difference < 0 if beyond else histories[0]["seconds"] < histories[1]["seconds"]
+    if not beyond:
+        accuracy += f"; as accurate here, the {'ViT' if vit_first else 'CNN'} trained faster"
+    if vit_first:
         return f"**For this data I would use the ViT**: {accuracy}.{caveat}"
     per_class = vit["data"]["sizes"]["train"] // len(vit["classes"])
     given = " and ".join(extras(vit["model_config"]))
@@ -227,8 +227,8 @@ def final_accuracy(checkpoint: dict, params: int, settings: RunConfig, right: to
         f"**Final test accuracy: {final:.2%}** ({round(final * test)} of {test} test images, the last epoch's): "
         f"**{'above' if passes(final) else 'below'} the {BASELINE:.0%} baseline**, by "
         f"{abs(final - BASELINE) * 100:.1f} points. I trained the `{safe_text.markdown(checkpoint['preset'])}` "
-        f"preset, {model_words(checkpoint['model_config'], params)}, for {len(history['eval_accuracy'])} epochs; the "
-        "lab chose its model and recipe (Question 7)."
+        f"preset ({_chooser(settings)}; Question 7), {model_words(checkpoint['model_config'], params)}, for "
+        f"{len(history['eval_accuracy'])} epochs."
     )
     mattered, did_not = [], []
     for what, (other, other_right) in variants.items():
@@ -242,11 +242,11 @@ def final_accuracy(checkpoint: dict, params: int, settings: RunConfig, right: to
         also = f", and {'; '.join(did_not)} did not" if did_not else ""
         text += f" Of what I varied on this data, {changed} changed it beyond chance{also}."
     if not passes(final):
-        text += " " + next_steps(history)
+        text += " " + next_steps(history, checkpoint["preset"])
     return text
 
 
-def next_steps(history: dict) -> str:
+def next_steps(history: dict, preset: str) -> str:
     """What a run below the baseline should try, read from its own curves."""
     train, test = history["train_accuracy"][-1], history["eval_accuracy"][-1]
     if train - test > 0.15:
@@ -254,7 +254,5 @@ def next_steps(history: dict) -> str:
             f"It fits its training images far better than its test images ({train:.0%} against {test:.0%}): more "
             "images, augmentation that keeps the classes, or a smaller model should help."
         )
-    return (
-        f"It does not fit even its training images ({train:.0%} in the last epoch): more epochs, or the `fast` "
-        "preset, whose recipe trains a small model for longer, should help."
-    )
+    fast = "" if preset == "fast" else ", or the `fast` preset, whose recipe trains a small model for longer,"
+    return f"It does not fit even its training images ({train:.0%} in the last epoch): more epochs{fast} should help."
