@@ -138,16 +138,21 @@ GUIDED_BLOCKS = (0, 2, 3)  # the ViT blocks that imitate the CNN's three stages,
 GUIDANCE = 5.0  # the imitation loss's weight beside the classification loss (chosen on validation)
 
 
+def guided_blocks(depth: int) -> tuple[int, ...]:
+    """The guided blocks a ViT of ``depth`` blocks has (the hybrid's 3 have blocks 0 and 2: the first two stages)."""
+    return tuple(b for b in GUIDED_BLOCKS if b < depth)
+
+
 class Guidance(nn.Module):
     """Training's part, never saved: hooks that keep the guided blocks' outputs, 1x1 convs to the teacher's channels."""
 
     def __init__(self, student: ViT, teacher: CNN):
         super().__init__()
         self.stages, self.grid, self.kept = teacher.eval().stages, student.config.grid, {}  # not a submodule: frozen
-        widths = (*teacher.config.widths, teacher.config.features)
-        self.align = nn.ModuleList(nn.Conv2d(student.config.dim, w, 1) for w in widths[: len(GUIDED_BLOCKS)])
+        self.blocks, widths = guided_blocks(student.config.depth), (*teacher.config.widths, teacher.config.features)
+        self.align = nn.ModuleList(nn.Conv2d(student.config.dim, w, 1) for w in widths[: len(self.blocks)])
         layers = student.transformer.layers  # each guided block's MLP, layers[b][1], is hooked: z = MLP(LN(z')) + z'
-        self.hooks = [layers[b][1].register_forward_hook(partial(self._keep, b)) for b in GUIDED_BLOCKS]
+        self.hooks = [layers[b][1].register_forward_hook(partial(self._keep, b)) for b in self.blocks]
 
     def _keep(self, block: int, _module, inputs, output) -> None:
         self.kept[block] = inputs[0] + output  # the block's output tokens
@@ -157,7 +162,7 @@ class Guidance(nn.Module):
         with torch.no_grad():
             stages = self.stages(img)
         total = torch.zeros((), device=img.device)
-        for block, stage, align in zip(GUIDED_BLOCKS, stages, self.align, strict=False):
+        for block, stage, align in zip(self.blocks, stages, self.align, strict=False):
             tokens = self.kept[block][:, 1:]  # the patches, [CLS] left out
             student = align(tokens.transpose(1, 2).reshape(len(img), -1, self.grid, self.grid))
             size = [max(a, b) for a, b in zip(student.shape[-2:], stage.shape[-2:], strict=True)]

@@ -111,6 +111,16 @@ def test_the_imitation_loss_compares_each_guided_block_with_its_stage(quick):
     assert sorted(guide.kept) == list(GUIDED_BLOCKS) and guide.loss(x) > 0
 
 
+@pytest.mark.parametrize("preset", ["hybrid", "reference"])
+def test_every_vit_preset_can_be_taught_on_the_guided_blocks_it_has(quick, preset):
+    config = fit_to_data(get_preset(preset).model, len(quick.classes))
+    student = build_model(config, seed=0)
+    guide = Guidance(student, build_model(fit_to_data(get_preset("cnn").model, 6), seed=0))
+    x = quick.normalise(quick.test.x[:2])
+    student(x)
+    assert sorted(guide.kept) == [b for b in GUIDED_BLOCKS if b < config.depth] and guide.loss(x) > 0
+
+
 def test_a_teacher_and_a_guidance_weight_go_together(quick):
     model = build_model(fit_to_data(get_preset("fast").model, len(quick.classes)), seed=0)
     with pytest.raises(LabError, match="a teacher and a guidance weight go together"):

@@ -12,6 +12,7 @@ from labkit.notebook import results
 from labkit.notebook.explain import locality
 from labkit.presets import get_preset
 from labkit.settings import RunConfig
+from labkit.small_data import guided_blocks
 
 SETTINGS = {"epochs": "epochs (`EPOCHS`)", "augment": "augmentation (`AUGMENT`)"}  # what Q7 varies (run.variations)
 PRESET_WHY = {
@@ -93,11 +94,11 @@ def model_extras(config: dict) -> str:
     if config.get("shifted_patches"):
         lines.append(
             "My model adds shifted patch tokens (SPT): each patch vector also holds its patch in four diagonal "
-            "half-patch shifts of the image, whose fill (the training mean) can mark the border patches."
+            "half-patch shifts of the image, whose filled edges can mark the border patches."
         )
     if config.get("init") == "locality":
         owner = "Its" if lines else "My model's"
-        start = "sets positions to a 2-D sine-cosine table and attention weights to mimetic ones"
+        start = "sets positions to a 2-D sine-cosine table and attention so a token first attends to tokens like itself"
         lines.append(f"{owner} locality start {start}.")
     return " ".join(lines)
 
@@ -196,7 +197,7 @@ def vit_against_cnn(vit: dict, cnn: dict, vit_right: torch.Tensor, cnn_right: to
     caveat = differ + f" {ONE_SEED.capitalize()}."
     vit_first = comparison.difference < 0 if beyond else histories[0]["seconds"] < histories[1]["seconds"]
     if not beyond:
-        accuracy += f"; as accurate here, the {'ViT' if vit_first else 'CNN'} trained faster"
+        accuracy += f"; the {'ViT' if vit_first else 'CNN'} reached its result sooner"
     if vit_first:
         return f"**For this data I would use the ViT**: {accuracy}.{caveat}"
     per_class = vit["data"]["sizes"]["train"] // len(vit["classes"])
@@ -208,14 +209,17 @@ def vit_against_cnn(vit: dict, cnn: dict, vit_right: torch.Tensor, cnn_right: to
     )
 
 
-def taught_vit(taught: torch.Tensor, vit: torch.Tensor, cnn: torch.Tensor, seconds: float, cnn_seconds: float) -> str:
-    """Question 8's taught ViT: its accuracy and time, and its paired lead over the plain ViT and the CNN."""
+def taught_vit(
+    taught: torch.Tensor, vit: torch.Tensor, cnn: torch.Tensor, seconds: float, cnn_seconds: float, depth: int
+) -> str:
+    """Question 8's taught ViT: which blocks were taught, its accuracy and time, its paired leads over the other two."""
     leads = {who: paired(taught, other) for who, other in (("plain ViT", vit), ("CNN", cnn))}
     said = [f"{c.difference * 100:+.1f} points on the {who} (p = {c.p:.2g})" for who, c in leads.items()]
+    blocks = ", ".join(str(b + 1) for b in guided_blocks(depth))
     return (
-        f"Taught by this CNN (locality guidance, Li et al., 2022: its early blocks learn to imitate the CNN's feature "
-        f"maps), the same ViT reached {taught.float().mean():.1%} in {seconds:.0f} s plus the CNN's {cnn_seconds:.0f} "
-        f"s: {said[0]} and {said[1]}."
+        f"Taught by this CNN (locality guidance, Li et al., 2022: its blocks {blocks} of {depth} learn to imitate the "
+        f"CNN's feature maps), the same ViT reached {taught.float().mean():.1%} in {seconds:.0f} s plus the CNN's "
+        f"{cnn_seconds:.0f} s: {said[0]} and {said[1]}."
     )
 
 
@@ -247,12 +251,15 @@ def final_accuracy(checkpoint: dict, params: int, settings: RunConfig, right: to
 
 
 def next_steps(history: dict, preset: str) -> str:
-    """What a run below the baseline should try, read from its own curves."""
-    train, test = history["train_accuracy"][-1], history["eval_accuracy"][-1]
-    if train - test > 0.15:
+    """What a run below the baseline should try, read from its own curves: overfitting, or not fitting at all."""
+    train, test, losses = history["train_accuracy"][-1], history["eval_accuracy"][-1], history["eval_loss"]
+    lowest = losses.index(min(losses)) + 1
+    fast = "" if preset == "fast" else " (the `fast` preset)"
+    if train - test > 0.15 or lowest <= 0.75 * len(losses):
         return (
-            f"It fits its training images far better than its test images ({train:.0%} against {test:.0%}): more "
-            "images, augmentation that keeps the classes, or a smaller model should help."
+            f"It fits its training images better than its test images ({train:.0%} against {test:.0%}; test loss "
+            f"lowest in epoch {lowest} of {len(losses)}): more images, augmentation that keeps the classes, or a "
+            f"smaller model{fast} should help."
         )
     fast = "" if preset == "fast" else ", or the `fast` preset, whose recipe trains a small model for longer,"
     return f"It does not fit even its training images ({train:.0%} in the last epoch): more epochs{fast} should help."
