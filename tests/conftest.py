@@ -1,14 +1,22 @@
 """Fixtures and helpers shared by the test modules."""
 
+import io
 import re
 import sys
 import venv
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 
+from labkit.checkpoint import KEYS, VERSION, load_checkpoint
 from labkit.data import DataConfig, LabData, Split, load_data
+from labkit.models import config_to_dict
+from labkit.presets import get_preset
+from labkit.run import train_run
+from labkit.settings import RunConfig
 
 STEP = re.compile(r"^Train Step (\d+)/(\d+) - Loss: \d+\.\d{4}$")
 EVAL = re.compile(r"^✓ Evaluation - Avg Loss: \d+\.\d{4}, Accuracy: \d{1,3}\.\d{2}%$")
@@ -25,6 +33,34 @@ def builtin() -> LabData:
 def quick(builtin) -> LabData:
     """The built-in set with a quarter of its training part: enough for a real checkpoint in about a second."""
     return replace(builtin, train=Split(builtin.train.x[::4], builtin.train.y[::4]))
+
+
+def fake_checkpoint(fingerprint: str) -> dict:
+    """A small checkpoint of the documented shape, told apart by its run fingerprint."""
+    return {key: None for key in KEYS} | {
+        "format": "labkit-checkpoint",
+        "version": VERSION,
+        "model_state": {"w": torch.zeros(2)},
+        "model_config": config_to_dict(get_preset("fast").model),
+        "preset": "fast",
+        "student_id": "s1",
+        "classes": ["a", "b"],
+        "run_fingerprint": fingerprint,
+    }
+
+
+@pytest.fixture(scope="session")
+def fake() -> Callable[[str], dict]:
+    """``fake_checkpoint``, for the tests that need a checkpoint's shape but no trained model."""
+    return fake_checkpoint
+
+
+@pytest.fixture(scope="module")
+def good(quick, tmp_path_factory) -> dict:
+    """A real checkpoint of a short run on the built-in set, as a dict to craft from."""
+    folder = tmp_path_factory.mktemp("good")
+    run = train_run(quick, RunConfig(student_id="s1", epochs=1, outputs=folder), out=io.StringIO(), progress=False)
+    return load_checkpoint(run.path)
 
 
 class RunsCode:

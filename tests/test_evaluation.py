@@ -1,24 +1,11 @@
 """Scoring a saved checkpoint: which data it is scored on, and the warnings where the score is not comparable."""
 
-import io
-
 import pytest
 import torch
 
-from labkit.checkpoint import load_checkpoint
 from labkit.errors import LabError
 from labkit.handin.evaluation import evaluate_checkpoint
 from labkit.handin.grading import grade
-from labkit.run import train_run
-from labkit.settings import RunConfig
-
-
-@pytest.fixture(scope="module")
-def good(quick, tmp_path_factory) -> dict:
-    """A real checkpoint of a short run on the built-in set, as a dict to craft from."""
-    folder = tmp_path_factory.mktemp("good")
-    run = train_run(quick, RunConfig(student_id="s1", epochs=1, outputs=folder), out=io.StringIO(), progress=False)
-    return load_checkpoint(run.path)
 
 
 @pytest.mark.hostile

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from labkit.checkpoint import KEYS, VERSION, load_checkpoint
+from labkit.checkpoint import load_checkpoint
 from labkit.cli import main
 from labkit.data import DataConfig, load_data
 from labkit.errors import LabError
 from labkit.handin import grading
 from labkit.handin.grading import grade, table, write_csv
-from labkit.models import build_model, config_to_dict
+from labkit.models import build_model
 from labkit.presets import get_preset
 from labkit.run import train_run
 from labkit.settings import RunConfig
@@ -96,23 +96,9 @@ def test_a_changed_test_split_is_flagged(submissions):
     assert "its test split differs" in row.note
 
 
-def fake_checkpoint(fingerprint: str) -> dict:
-    """A small checkpoint of the documented shape, told apart by its run fingerprint."""
-    return {key: None for key in KEYS} | {
-        "format": "labkit-checkpoint",
-        "version": VERSION,
-        "model_state": {"w": torch.zeros(2)},
-        "model_config": config_to_dict(get_preset("fast").model),
-        "preset": "fast",
-        "student_id": "s1",
-        "classes": ["a", "b"],
-        "run_fingerprint": fingerprint,
-    }
-
-
 @pytest.mark.hostile
-def test_every_broken_file_gets_an_error_row(tmp_path):
-    good = fake_checkpoint("x")
+def test_every_broken_file_gets_an_error_row(tmp_path, fake):
+    good = fake("x")
     (tmp_path / "empty_vit.pth").write_bytes(b"")
     (tmp_path / "text_vit.pth").write_text("hello")
     torch.save({k: v for k, v in good.items() if k != "metrics"}, tmp_path / "nokeys_vit.pth")

@@ -1,27 +1,15 @@
 """What a submitted checkpoint may ask a grader's machine for: refused before anything is built."""
 
-import io
 from dataclasses import replace
 
 import pytest
 import torch
 
-from labkit.checkpoint import load_checkpoint
 from labkit.handin.grading import grade
 from labkit.handin.guard import BATCH_MEMORY, MAX_ACTIVATIONS, check_size, eval_batch, size
 from labkit.metrics import EVAL_BATCH
 from labkit.models import build_model, count_parameters
 from labkit.presets import PRESETS, get_preset
-from labkit.run import train_run
-from labkit.settings import RunConfig
-
-
-@pytest.fixture(scope="module")
-def good(quick, tmp_path_factory) -> dict:
-    """A real checkpoint of a short run on the built-in set, as a dict to craft from."""
-    folder = tmp_path_factory.mktemp("good")
-    run = train_run(quick, RunConfig(student_id="s1", epochs=1, outputs=folder), out=io.StringIO(), progress=False)
-    return load_checkpoint(run.path)
 
 
 @pytest.mark.hostile

@@ -12,23 +12,7 @@ import pytest
 import torch
 
 import labkit.handin.safe_write as safe_write_module
-from labkit.checkpoint import KEYS, VERSION, load_checkpoint, save_checkpoint
-from labkit.models import config_to_dict
-from labkit.presets import get_preset
-
-
-def fake_checkpoint(fingerprint: str) -> dict:
-    """A small checkpoint of the documented shape, told apart by its run fingerprint."""
-    return {key: None for key in KEYS} | {
-        "format": "labkit-checkpoint",
-        "version": VERSION,
-        "model_state": {"w": torch.zeros(2)},
-        "model_config": config_to_dict(get_preset("fast").model),
-        "preset": "fast",
-        "student_id": "s1",
-        "classes": ["a", "b"],
-        "run_fingerprint": fingerprint,
-    }
+from labkit.checkpoint import load_checkpoint, save_checkpoint
 
 
 def fingerprints(folder: Path) -> list[str]:
@@ -51,11 +35,11 @@ RACER = textwrap.dedent("""
 
 
 @pytest.mark.hostile
-def test_two_processes_saving_to_one_name_lose_nothing(tmp_path):
+def test_two_processes_saving_to_one_name_lose_nothing(tmp_path, fake):
     """Two runs with different settings save to the same file at once, over an older file: every checkpoint
     survives, one under the lab's name and the others under timestamped names (bounded: 2 x 6 saves)."""
     path = tmp_path / "s1_vit.pth"
-    save_checkpoint(fake_checkpoint("older"), path, out=io.StringIO())
+    save_checkpoint(fake("older"), path, out=io.StringIO())
     script = tmp_path / "racer.py"
     script.write_text(RACER)
     racers = [
@@ -70,9 +54,9 @@ def test_two_processes_saving_to_one_name_lose_nothing(tmp_path):
 
 
 @pytest.mark.hostile
-def test_the_old_file_stays_in_place_until_the_new_one_replaces_it(tmp_path, monkeypatch):
+def test_the_old_file_stays_in_place_until_the_new_one_replaces_it(tmp_path, monkeypatch, fake):
     path = tmp_path / "s1_vit.pth"
-    save_checkpoint(fake_checkpoint("old"), path, out=io.StringIO())
+    save_checkpoint(fake("old"), path, out=io.StringIO())
     real_replace = os.replace
     seen = []
 
@@ -81,15 +65,15 @@ def test_the_old_file_stays_in_place_until_the_new_one_replaces_it(tmp_path, mon
         real_replace(src, dst)
 
     monkeypatch.setattr(safe_write_module.os, "replace", replace)
-    save_checkpoint(fake_checkpoint("new"), path, out=io.StringIO())
+    save_checkpoint(fake("new"), path, out=io.StringIO())
     assert seen == [(True, 2)], "the old run was kept aside by a copy, the lab's name never went missing"
     assert fingerprints(tmp_path) == ["new", "old"] and load_checkpoint(path)["run_fingerprint"] == "new"
 
 
 @pytest.mark.hostile
-def test_a_crash_while_saving_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypatch):
+def test_a_crash_while_saving_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypatch, fake):
     path = tmp_path / "alice_vit.pth"
-    checkpoint = fake_checkpoint("run")
+    checkpoint = fake("run")
     save_checkpoint(checkpoint, path, out=io.StringIO())
     before = path.read_bytes()
 
@@ -105,7 +89,7 @@ def test_a_crash_while_saving_leaves_the_old_file_and_no_temp_file(tmp_path, mon
 
 
 @pytest.mark.hostile
-def test_temp_files_of_killed_saves_are_removed_and_live_ones_kept(tmp_path):
+def test_temp_files_of_killed_saves_are_removed_and_live_ones_kept(tmp_path, fake):
     path = tmp_path / "s1_vit.pth"
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -113,21 +97,21 @@ def test_temp_files_of_killed_saves_are_removed_and_live_ones_kept(tmp_path):
     killed.write_bytes(b"half a checkpoint")
     running = tmp_path / f".s1_vit.pth.{os.getpid()}.def456.tmp"  # a save still running in this process
     running.write_bytes(b"being written")
-    save_checkpoint(fake_checkpoint("new"), path, out=io.StringIO())
+    save_checkpoint(fake("new"), path, out=io.StringIO())
     assert not killed.exists() and running.exists()
 
 
-def test_a_writer_waits_aloud_for_another_holding_the_folder_and_a_killed_one_holds_nothing(tmp_path):
+def test_a_writer_waits_aloud_for_another_holding_the_folder_and_a_killed_one_holds_nothing(tmp_path, fake):
     holder = "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDONLY); fcntl.flock(fd, fcntl.LOCK_EX); "
     alive = subprocess.Popen(
         [sys.executable, "-c", holder + "print(flush=True); time.sleep(1.5)", str(tmp_path)], stdout=subprocess.PIPE
     )
     alive.stdout.readline()  # the lock is held
     out = io.StringIO()
-    save_checkpoint(fake_checkpoint("first"), tmp_path / "s1_vit.pth", out=out)
+    save_checkpoint(fake("first"), tmp_path / "s1_vit.pth", out=out)
     assert "waiting for another process writing in" in out.getvalue() and alive.wait() == 0
     killed = subprocess.Popen([sys.executable, "-c", holder + "os.kill(os.getpid(), 9)", str(tmp_path)])
     killed.wait()
     out = io.StringIO()
-    save_checkpoint(fake_checkpoint("second"), tmp_path / "s1_vit.pth", out=out)
+    save_checkpoint(fake("second"), tmp_path / "s1_vit.pth", out=out)
     assert "waiting" not in out.getvalue()
