@@ -9,6 +9,7 @@ import torch
 
 from labkit.checkpoint import load_checkpoint
 from labkit.notebook import answers
+from labkit.presets import get_preset
 from labkit.run import train_run, variations
 from labkit.settings import RunConfig
 
@@ -157,3 +158,19 @@ def test_the_taught_vit_is_said_with_its_time_the_teachers_and_both_paired_leads
     assert "its blocks 1, 3 of 3 learn" in answers.taught_vit(right(98, 100), right(95, 100), right(99, 100), 1, 1, 3)
     assert "reached 98.0% in 160 s plus the CNN's 40 s" in text
     assert "+3.0 points on the plain ViT (p = " in text and "-1.0 points on the CNN (p = " in text
+
+
+def test_what_the_answers_say_of_a_setting_follows_the_preset_that_has_it():
+    settings = RunConfig(preset="reference")
+    variants = {what: (other, right(5)) for what, other in variations(settings).items()}
+    assert "| none | the preset's: its recipe trains on the images as they are |" in answers.tuning(
+        settings, right(5), variants
+    )
+    assert "at a learning rate of 0.0003 (a constant rate)" in answers.recipe_words(
+        vars(get_preset("reference").recipe()), 20
+    )
+    better_on_test = {"train_accuracy": [0.5], "eval_accuracy": [0.58], "eval_loss": [0.9, 1.0, 1.1, 1.2]}
+    advice = answers.next_steps(better_on_test, "hybrid")
+    assert advice.startswith("Its test loss was lowest in epoch 1 of 4") and "fits its training" not in advice
+    assert "lowest in epoch 1 of 4" in advice and "`fast`" not in advice
+    assert "convolutional stem" in answers.model_extras({"kind": "vit", "conv_stem": 32})

@@ -89,3 +89,8 @@ def test_spt_copies_are_filled_with_the_training_mean():
     copies = explain.spt_copies(config, torch.full((1, 28, 28), 255, dtype=torch.uint8), 0.25)
     assert copies.shape == (5, 28, 28) and copies[1:].min() == 0.25 and copies[0].min() == 1
     assert explain.spt_copies(replace(config, shifted_patches=False), torch.ones(1, 28, 28), 0.25) is None
+
+
+def test_the_hybrids_tokens_are_its_stems_feature_map_not_patches():
+    config = get_preset("hybrid").model
+    assert explain.tokens_sentence(config).startswith("The convolutional stem turns a 28×28 image into a 7×7 map of 32")

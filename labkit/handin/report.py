@@ -19,11 +19,12 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
 from labkit import lab
-from labkit.checkpoint import load_checkpoint
+from labkit.checkpoint import load_checkpoint, model_from_checkpoint
 from labkit.errors import LabError
 from labkit.handin import safe_text
 from labkit.handin.pdf import print_pdf
 from labkit.handin.safe_write import check_writable, shown, write_whole
+from labkit.models import count_parameters
 from labkit.notebook.explorer import without_widgets
 from labkit.settings import RunConfig, checkpoint_name
 from labkit.sources import parse_source
@@ -140,12 +141,12 @@ def fold_log(text: str, first: int = 2, every: int = 25) -> str:
 def summary(checkpoint: dict, name: str) -> str:
     """The report's opening table, read from the checkpoint handed in, for a grader to scan."""
     metrics, data, history = checkpoint["metrics"], checkpoint["data"], checkpoint["metrics"]["history"]
-    accuracy, params = metrics["test_accuracy"], sum(t.numel() for t in checkpoint["model_state"].values())
+    accuracy, params = metrics["test_accuracy"], count_parameters(model_from_checkpoint(checkpoint))
     sizes = data["sizes"]
     rows = {
         "Student": safe_text.markdown(checkpoint["student_id"]),
-        "Data": f"{safe_text.markdown(data['description'])}: {sizes['train']} train / {sizes['test']} test images, "
-        f"{len(checkpoint['classes'])} classes",
+        "Data": f"{safe_text.markdown(data['description'])}: {int(sizes['train'])} train / {int(sizes['test'])} test "
+        f"images, {len(checkpoint['classes'])} classes",
         "Model": f"the {safe_text.markdown(checkpoint['preset'])} preset, a ViT of {params:,} parameters",
         "Final test accuracy": f"**{accuracy:.2%}**, {'above' if lab.passes(accuracy) else 'below'} the "
         f"{lab.BASELINE:.0%} baseline (the last epoch's, on the test split)",

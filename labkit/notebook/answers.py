@@ -15,9 +15,10 @@ from labkit.settings import RunConfig
 from labkit.small_data import guided_blocks
 
 SETTINGS = {"epochs": "epochs (`EPOCHS`)", "augment": "augmentation (`AUGMENT`)"}  # what Q7 varies (run.variations)
-PRESET_WHY = {
-    "epochs": "the preset's, chosen with its model (row above)",
-    "augment": "the preset's: a shift of up to 2 px keeps an image's class",
+EPOCHS_WHY = "the preset's, chosen with its model (row above)"
+AUGMENT_WHY = {  # why a preset's own augmentation was kept (no preset mirrors images)
+    "none": "the preset's: its recipe trains on the images as they are",
+    "shift": "the preset's: a shift of up to 2 px keeps an image's class",
 }
 ONE_SEED = "one seed each, so the spread between seeds is unknown"
 Variants = dict[str, tuple[RunConfig, torch.Tensor]]  # per setting varied: the other run's settings, its right answers
@@ -65,10 +66,11 @@ def recipe_words(recipe: dict, epochs: int) -> str:
     schedule = "a constant rate" + (f" after a {recipe['warmup']:.0%} warm-up" if recipe["warmup"] else "")
     if recipe["schedule"] == "cosine":
         schedule = f"a {recipe['warmup']:.0%} linear warm-up, then cosine decay to zero"
+    peak = "" if recipe["schedule"] == "constant" else "peak "
     smoothing = f"label smoothing {recipe['label_smoothing']:g}" if recipe["label_smoothing"] else "no label smoothing"
     decay = f"weight decay {recipe['weight_decay']:g}" if recipe["weight_decay"] else "no weight decay"
     return (
-        f"{epochs} epochs of {'AdamW' if recipe['optimizer'] == 'adamw' else 'Adam'} at a peak learning rate of "
+        f"{epochs} epochs of {'AdamW' if recipe['optimizer'] == 'adamw' else 'Adam'} at a {peak}learning rate of "
         f"{recipe['lr']:g} ({schedule}), {decay}, {smoothing}, in batches of {recipe['batch_size']}, on "
         f"{AUGMENTED_IMAGES[recipe['augment']]}"
     )
@@ -95,6 +97,11 @@ def model_extras(config: dict) -> str:
         lines.append(
             "My model adds shifted patch tokens (SPT): each patch vector also holds its patch in four diagonal "
             "half-patch shifts of the image, whose filled edges can mark the border patches."
+        )
+    if config.get("conv_stem"):
+        lines.append(
+            "My model replaces the patch cut with a small convolutional stem (the paper's hybrid, §3.1): each token is "
+            "one position of the stem's feature map, not a patch's pixels."
         )
     if config.get("init") == "locality":
         owner = "Its" if lines else "My model's"
@@ -170,7 +177,8 @@ def tuning(settings: RunConfig, right: torch.Tensor, variants: Variants) -> str:
     rows.append(f"{lab} {results.preset_effect(preset.name, settings.data == BUILTIN)} |")
     for what, (other, other_right) in variants.items():
         chosen, tried = _value(settings, what), _value(other, what)
-        why = PRESET_WHY[what] if getattr(settings, what) is None else "my choice in the settings cell"
+        why = EPOCHS_WHY if what == "epochs" else AUGMENT_WHY.get(chosen)
+        why = why if getattr(settings, what) is None else "my choice in the settings cell"
         comparison = paired(right, other_right)
         effect = f"{other_right.float().mean():.1%} with {tried}, so {comparison.difference * 100:+.1f} points for mine"
         evidence = disagreement(comparison, "mine", "the other")
@@ -254,12 +262,12 @@ def next_steps(history: dict, preset: str) -> str:
     """What a run below the baseline should try, read from its own curves: overfitting, or not fitting at all."""
     train, test, losses = history["train_accuracy"][-1], history["eval_accuracy"][-1], history["eval_loss"]
     lowest = losses.index(min(losses)) + 1
-    fast = "" if preset == "fast" else " (the `fast` preset)"
+    fast = " (the `fast` preset)" if preset == "reference" else ""  # the only preset larger than fast
     if train - test > 0.15 or lowest <= 0.75 * len(losses):
-        return (
-            f"It fits its training images better than its test images ({train:.0%} against {test:.0%}; test loss "
-            f"lowest in epoch {lowest} of {len(losses)}): more images, augmentation that keeps the classes, or a "
-            f"smaller model{fast} should help."
-        )
+        turned = f"test loss lowest in epoch {lowest} of {len(losses)}"
+        why = f"It fits its training images better than its test images ({train:.0%} against {test:.0%}; {turned})"
+        if train <= test:
+            why = f"Its test loss was lowest in epoch {lowest} of {len(losses)}"
+        return f"{why}: more images, augmentation that keeps the classes, or a smaller model{fast} should help."
     fast = "" if preset == "fast" else ", or the `fast` preset, whose recipe trains a small model for longer,"
     return f"It does not fit even its training images ({train:.0%} in the last epoch): more epochs{fast} should help."

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from labkit.metrics import EVAL_BATCH, correct
-from labkit.small_data import ShiftedPatches
-from labkit.vit import Attention, Transformer, ViT, ViTConfig
+from labkit.small_data import ShiftedPatches, attentions
+from labkit.vit import Transformer, ViT, ViTConfig
 
 
 def position_similarity(model: ViT) -> torch.Tensor:
@@ -25,7 +25,7 @@ def position_similarity(model: ViT) -> torch.Tensor:
 def attention_maps(model: ViT, image: torch.Tensor) -> list[torch.Tensor]:
     """Per block, the attention (heads, tokens, tokens) for a normalised image, recomputed: fused kernels keep none."""
     model.eval()
-    maps, blocks = [], [m for m in model.modules() if isinstance(m, Attention)]
+    maps, blocks = [], attentions(model)
     hooks = [m.register_forward_pre_hook(lambda module, args: maps.append(module.weights(args[0])[0])) for m in blocks]
     try:
         model(image[None])
@@ -66,6 +66,12 @@ def locality(similarity: torch.Tensor) -> tuple[float, float]:
 def tokens_sentence(config: ViTConfig) -> str:
     """How the patch embedding turns one image into tokens, with this config's numbers."""
     p, size, g = config.patch_size, config.image_size, config.grid
+    if config.conv_stem:
+        return (
+            f"The convolutional stem turns a {size}×{size} image into a {g}×{g} map of {config.conv_stem} channels: "
+            f"**{g * g} tokens** of {config.conv_stem} values, each projected to **{config.dim}** dimensions; with "
+            f"[CLS] the encoder reads **{g * g + 1} tokens**."
+        )
     values = p * p * config.channels
     spt = f" ({5 * values} with the four shifted copies of SPT)" if config.shifted_patches else ""
     return (

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from labkit.data import LabData
+from labkit.handin import safe_text
 from labkit.metrics import predict
 from labkit.notebook import explain, plots
 from labkit.vit import ViT
@@ -68,7 +69,7 @@ class Explorer:
         grid, unit = (grid / grid.mean(), "× even share") if head == ROLLOUT else (grid, "weight")
         cell = "<td style='padding: 0 0.5em; text-align: right'>"  # spaced in any front end (Classic has no table CSS)
         rows = "".join("<tr>" + "".join(f"{cell}{v:.2f}</td>" for v in row.tolist()) + "</tr>" for row in grid)
-        true = html.escape(self.data.classes[int(self.data.test.y[index])])
+        true = html.escape(safe_text.printable(self.data.classes[int(self.data.test.y[index])]))
         return (
             f"<b>Test image {index}</b> (true class {true}): {html.escape(self.describe(block, head))}, "
             f"per patch ({unit})<table class='lab-numbers'>{rows}</table>"
@@ -82,7 +83,8 @@ class Explorer:
         maps = [(f"head {h + 1}", h) for h in range(self.model.config.heads)] + [("rollout", ROLLOUT)]
         patches = [(f"row {r + 1}, col {c + 1}", (r, c)) for r in range(g) for c in range(g)]
         index = w.BoundedIntText(value=0, min=0, max=len(self.data.test) - 1, description="test image")
-        label = w.Dropdown(options=[(name, k) for k, name in enumerate(self.data.classes)], description="class")
+        names = [(safe_text.printable(name), k) for k, name in enumerate(self.data.classes)]
+        label = w.Dropdown(options=names, description="class")
         next_class, next_mistake = w.Button(description="next of this class"), w.Button(description="next mistake")
         block = w.Dropdown(options=layers, value=blocks - 1, description="block")
         head = w.Dropdown(options=maps, value=0, description="map")
